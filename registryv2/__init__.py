@@ -1,0 +1,79 @@
+"""registryv2: a synchronous client for the Docker Registry HTTP API v2 (OCI distribution).
+
+The module-level functions mirror ``registry-api-v2-client`` (same names and arguments, without
+``await``); :class:`RegistryClient` is the object to hold for many calls.
+
+Example:
+    >>> from registryv2 import push_docker_tar, list_tags  # doctest: +SKIP
+    >>> digest = push_docker_tar("app.tar", "localhost:15000", "team/app", "v1")  # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from .api import (
+    check_registry_connectivity,
+    push_docker_tar,
+    push_docker_tar_with_all_original_tags,
+    push_docker_tar_with_original_tags,
+)
+from .archive import ImageArchive
+from .client import RegistryClient
+from .engine import TransferEvent
+from .exceptions import (
+    AuthenticationError,
+    DigestMismatchError,
+    ErrorDetail,
+    NotFoundError,
+    PermissionDeniedError,
+    RegistryError,
+    RegistryV2Error,
+    TarReadError,
+    UnsupportedError,
+    ValidationError,
+)
+from .models import (
+    BlobInfo,
+    BlobResult,
+    ImageConfig,
+    ImageInspect,
+    LayerInfo,
+    ManifestInfo,
+    Platform,
+    PlatformManifest,
+    PushResult,
+    RegistryConfig,
+)
+from .reference import Reference, parse_repository_tag
+
+__all__ = [
+    "AuthenticationError",
+    "BlobInfo",
+    "BlobResult",
+    "DigestMismatchError",
+    "ErrorDetail",
+    "ImageArchive",
+    "ImageConfig",
+    "ImageInspect",
+    "LayerInfo",
+    "ManifestInfo",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Platform",
+    "PlatformManifest",
+    "PushResult",
+    "Reference",
+    "RegistryClient",
+    "RegistryConfig",
+    "RegistryError",
+    "RegistryV2Error",
+    "TarReadError",
+    "TransferEvent",
+    "UnsupportedError",
+    "ValidationError",
+    "__version__",
+    "check_registry_connectivity",
+    "parse_repository_tag",
+    "push_docker_tar",
+    "push_docker_tar_with_all_original_tags",
+    "push_docker_tar_with_original_tags",
+]

@@ -1,0 +1,98 @@
+"""The ``registryv2`` command: thin click commands over :class:`RegistryClient`.
+
+Each command parses its arguments, calls the library and prints the result. Any
+:class:`RegistryV2Error` becomes one line on stderr and exit status 1; bad usage exits 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .client import RegistryClient
+from .exceptions import RegistryV2Error, ValidationError
+from .models import DEFAULT_CHUNK_SIZE, DEFAULT_WORKERS
+from .reference import Reference
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _one_line_errors(command: F) -> F:
+    """Report library errors as ``registryv2: error: ...`` and exit 1, without a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RegistryV2Error as e:
+            click.echo(f"registryv2: error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("registryv2: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _registry_reference(text: str) -> Reference:
+    ref = Reference.parse(text)
+    if ref.registry is None:
+        raise ValidationError(
+            f"invalid reference {text!r}: name the registry, as in localhost:15000/{text}"
+        )
+    return ref
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="registryv2")
+def main() -> None:
+    """Push, pull and manage images on Docker Registry v2 / OCI registries, without a daemon."""
+
+
+@main.command()
+@click.argument("tar_path", metavar="TAR", type=click.Path(dir_okay=False))
+@click.argument("reference", metavar="REF")
+@click.option("--image", help="Which image of a multi-image archive: an archive tag or #N.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=DEFAULT_WORKERS,
+    show_default=True,
+    help="Blobs uploaded in parallel.",
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(1),
+    default=DEFAULT_CHUNK_SIZE,
+    show_default=True,
+    help="Bytes per upload request.",
+)
+@click.option("--insecure", is_flag=True, help="Allow plain http and unverified TLS.")
+@_one_line_errors
+def push(
+    tar_path: str,
+    reference: str,
+    image: str | None,
+    workers: int,
+    chunk_size: int,
+    insecure: bool,
+) -> None:
+    """Push the image archive TAR to REF (host[:port]/repository[:tag]) and print its digest.
+
+    \b
+    Example:
+      registryv2 push app.tar localhost:15000/team/app:v1
+    """
+    ref = _registry_reference(reference)
+    if ref.digest:
+        raise ValidationError(f"invalid reference {reference!r}: push to a tag, not a digest")
+    with RegistryClient(
+        ref.registry or "", workers=workers, chunk_size=chunk_size, insecure=insecure
+    ) as client:
+        result = client.push(tar_path, ref.repository, ref.tag, image=image)
+    click.echo(result.digest)

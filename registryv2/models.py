@@ -1,0 +1,250 @@
+"""The frozen dataclasses registryv2 takes and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+DEFAULT_CHUNK_SIZE = 5 * 1024 * 1024
+# Transfers are bound by the network, not the CPU; docker uploads 5 layers at a time too.
+# Each worker holds one chunk in memory, so this also bounds a push's memory.
+DEFAULT_WORKERS = 5
+DEFAULT_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """How to reach one registry.
+
+    Attributes:
+        url: ``http://host:port``, ``https://host``, or a bare ``host[:port]`` (https, except for
+            loopback hosts, which try https and fall back to http as docker does).
+        timeout: seconds to wait for the registry to answer one request.
+        username: user name for registries that ask for credentials.
+        password: password or token; never shown by ``repr()``.
+        ca_bundle: a PEM file of certificate authorities to trust for this registry.
+        insecure: allow plain http and skip certificate verification.
+        workers: blobs moved in parallel.
+        chunk_size: bytes sent per upload request (the registry's ``OCI-Chunk-Min-Length``
+            raises it when larger).
+
+    Example:
+        >>> RegistryConfig("localhost:15000", workers=4).workers
+        4
+    """
+
+    url: str
+    timeout: float = DEFAULT_TIMEOUT
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_bundle: str | None = None
+    insecure: bool = False
+    workers: int = DEFAULT_WORKERS
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, not {self.workers}")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be positive, not {self.chunk_size}")
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A content descriptor: what a manifest says about one blob.
+
+    Example:
+        >>> BlobInfo("sha256:" + "0" * 64, 2, "application/vnd.oci.image.config.v1+json").size
+        2
+    """
+
+    digest: str
+    size: int
+    media_type: str
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The platform an image runs on, as an image index lists it.
+
+    Example:
+        >>> str(Platform("linux", "arm64", "v8"))
+        'linux/arm64/v8'
+    """
+
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    def __str__(self) -> str:
+        parts = [self.os, self.architecture] + ([self.variant] if self.variant else [])
+        return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class PlatformManifest:
+    """One entry of an image index (manifest list)."""
+
+    digest: str
+    size: int
+    media_type: str
+    platform: Platform | None
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    """A manifest as the registry holds it.
+
+    For an image manifest ``config`` and ``layers`` are set; for an index (manifest list)
+    ``manifests`` lists its platforms. ``raw`` is the exact bytes, whose sha256 is ``digest``.
+
+    Example:
+        >>> info = get_manifest("localhost:15000", "app", "v1")  # doctest: +SKIP
+        >>> info.is_index, info.layers[0].media_type  # doctest: +SKIP
+        (False, 'application/vnd.docker.image.rootfs.diff.tar.gzip')
+    """
+
+    digest: str
+    media_type: str
+    size: int
+    schema_version: int
+    config: BlobInfo | None = None
+    layers: tuple[BlobInfo, ...] = ()
+    manifests: tuple[PlatformManifest, ...] = ()
+    raw: bytes = field(default=b"", repr=False)
+
+    @property
+    def is_index(self) -> bool:
+        """True for an image index or Docker manifest list."""
+        return self.config is None
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """The parts of an image's config blob people ask about."""
+
+    architecture: str | None = None
+    os: str | None = None
+    variant: str | None = None
+    created: str | None = None
+    author: str | None = None
+    env: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] | None = None
+    cmd: tuple[str, ...] | None = None
+    working_dir: str | None = None
+    user: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    exposed_ports: tuple[str, ...] = ()
+    diff_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ImageConfig:
+        """Read the fields from a parsed config blob (Docker or OCI image config).
+
+        Example:
+            >>> ImageConfig.from_json({"architecture": "amd64", "os": "linux"}).os
+            'linux'
+        """
+        run = doc.get("config") or {}
+
+        def _strings(value: Any) -> tuple[str, ...] | None:
+            return tuple(str(v) for v in value) if isinstance(value, list) else None
+
+        rootfs = doc.get("rootfs") or {}
+        return cls(
+            architecture=doc.get("architecture"),
+            os=doc.get("os"),
+            variant=doc.get("variant"),
+            created=doc.get("created"),
+            author=doc.get("author"),
+            env=_strings(run.get("Env")) or (),
+            entrypoint=_strings(run.get("Entrypoint")),
+            cmd=_strings(run.get("Cmd")),
+            working_dir=run.get("WorkingDir") or None,
+            user=run.get("User") or None,
+            labels=dict(run.get("Labels") or {}),
+            exposed_ports=tuple(sorted(run.get("ExposedPorts") or {})),
+            diff_ids=_strings(rootfs.get("diff_ids")) or (),
+        )
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer of an image: how it is stored, and the digest of its uncompressed tar."""
+
+    digest: str
+    size: int
+    media_type: str
+    diff_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageInspect:
+    """An image's manifest and config together, from an archive or a registry.
+
+    Attributes:
+        tags: the archive's tags for the image, or the reference it was read from.
+        manifest_digest: the manifest's digest, when the image has a manifest.
+        config_digest: the config blob's digest (docker's "image ID").
+        media_type: the manifest's media type, when known.
+        config: architecture, os, env, entrypoint, labels and the rest.
+        layers: the layers, base first.
+        size: bytes of the config plus every layer as stored.
+
+    Example:
+        >>> info = inspect_docker_tar("app.tar")  # doctest: +SKIP
+        >>> info.config.architecture, len(info.layers)  # doctest: +SKIP
+        ('amd64', 3)
+    """
+
+    tags: tuple[str, ...]
+    config_digest: str
+    config: ImageConfig
+    layers: tuple[LayerInfo, ...]
+    size: int
+    manifest_digest: str | None = None
+    media_type: str | None = None
+
+    @property
+    def architecture(self) -> str | None:
+        """Shortcut for ``config.architecture``."""
+        return self.config.architecture
+
+    @property
+    def os(self) -> str | None:
+        """Shortcut for ``config.os``."""
+        return self.config.os
+
+
+BlobAction = Literal["exists", "mounted", "uploaded"]
+
+
+@dataclass(frozen=True)
+class BlobResult:
+    """What the transfer engine did with one blob, and how many bytes it sent."""
+
+    digest: str
+    size: int
+    action: BlobAction
+    bytes_sent: int
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """The outcome of pushing one image under one tag.
+
+    Example:
+        >>> result = client.push("app.tar", "team/app:v1")  # doctest: +SKIP
+        >>> result.digest, result.bytes_uploaded  # doctest: +SKIP
+        ('sha256:...', 31457280)
+    """
+
+    repository: str
+    tag: str
+    digest: str
+    blobs: tuple[BlobResult, ...]
+
+    @property
+    def bytes_uploaded(self) -> int:
+        """Blob bytes this push sent (0 when the registry had every blob)."""
+        return sum(b.bytes_sent for b in self.blobs)

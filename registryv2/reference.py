@@ -1,0 +1,162 @@
+"""Image references: the one place where ``host/repository:tag@digest`` strings are parsed.
+
+A *reference* names an image on a registry (``localhost:15000/team/app:v1``); a *repository* is the
+path part (``team/app``). Archive tags such as ``docker.io/library/nginx:alpine`` are *normalized*
+into a repository by dropping the registry host and Docker Hub's implicit ``library/``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .exceptions import ValidationError
+
+DEFAULT_TAG = "latest"
+DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+# The grammar of github.com/distribution/reference, kept to what we need.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+
+def is_digest(value: str) -> bool:
+    """Tell whether ``value`` is a ``sha256:<64 hex>`` digest.
+
+    Example:
+        >>> is_digest("sha256:" + "0" * 64), is_digest("latest")
+        (True, False)
+    """
+    return bool(_DIGEST_RE.match(value))
+
+
+def _looks_like_host(component: str) -> bool:
+    # Docker's rule: the first path component is a registry host when it has a dot or a port,
+    # or is "localhost"; otherwise the name lives on Docker Hub.
+    return "." in component or ":" in component or component == "localhost"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed image reference.
+
+    Attributes:
+        registry: ``host[:port]`` as written, or ``None`` when the string named no registry.
+        repository: the repository path, such as ``team/app``.
+        tag: the tag, or ``None`` when only a digest was given.
+        digest: the ``sha256:`` digest, or ``None``.
+
+    Example:
+        >>> Reference.parse("localhost:15000/team/app:v1")
+        Reference(registry='localhost:15000', repository='team/app', tag='v1', digest=None)
+    """
+
+    registry: str | None
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @classmethod
+    def parse(cls, text: str, *, default_tag: str | None = DEFAULT_TAG) -> Reference:
+        """Parse ``[host[:port]/]repository[:tag][@sha256:digest]``.
+
+        Raises ``ValidationError`` naming the reference and what is wrong with it. A reference
+        with neither tag nor digest gets ``default_tag``.
+
+        Example:
+            >>> Reference.parse("app@sha256:" + "a" * 64).tag is None
+            True
+        """
+        original = text
+        if not text or text != text.strip():
+            raise ValidationError(f"invalid reference {original!r}: empty or surrounded by spaces")
+        for scheme in ("http://", "https://"):
+            if text.startswith(scheme):
+                text = text[len(scheme) :]
+        digest: str | None = None
+        if "@" in text:
+            text, digest = text.split("@", 1)
+            if not is_digest(digest):
+                raise ValidationError(
+                    f"invalid reference {original!r}: {digest!r} is not a sha256 digest"
+                )
+        registry: str | None = None
+        first, sep, rest = text.partition("/")
+        if sep and _looks_like_host(first):
+            registry, text = first, rest
+        tag: str | None = None
+        path, colon, maybe_tag = text.rpartition(":")
+        if colon:
+            text, tag = path, maybe_tag
+            if not _TAG_RE.match(tag):
+                raise ValidationError(f"invalid reference {original!r}: bad tag {tag!r}")
+        if not _REPOSITORY_RE.match(text):
+            raise ValidationError(
+                f"invalid reference {original!r}: repository {text!r} must be lowercase "
+                "components of letters, digits and separators, joined by '/'"
+            )
+        if tag is None and digest is None:
+            tag = default_tag
+        return cls(registry=registry, repository=text, tag=tag, digest=digest)
+
+    @property
+    def normalized_repository(self) -> str:
+        """The repository as a registry of our own stores it.
+
+        Docker Hub's implicit ``library/`` goes; other registries keep their paths.
+
+        Example:
+            >>> Reference.parse("docker.io/library/nginx:alpine").normalized_repository
+            'nginx'
+        """
+        on_hub = self.registry is None or self.registry in DOCKER_HUB_HOSTS
+        if on_hub and self.repository.startswith("library/") and self.repository.count("/") == 1:
+            return self.repository[len("library/") :]
+        return self.repository
+
+    @property
+    def identifier(self) -> str:
+        """The digest when there is one, else the tag: what goes after ``/manifests/``."""
+        return self.digest or self.tag or DEFAULT_TAG
+
+    def __str__(self) -> str:
+        text = f"{self.registry}/{self.repository}" if self.registry else self.repository
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def parse_repository_tag(repo_tag: str) -> tuple[str, str]:
+    """Split ``[host[:port]/]repository[:tag|@digest]`` into ``(repository, tag)``.
+
+    The host stays in the repository, as in ``registry-api-v2-client``; a digest takes the
+    tag's place; the tag defaults to ``latest``.
+
+    Example:
+        >>> parse_repository_tag("localhost:5000/myapp")
+        ('localhost:5000/myapp', 'latest')
+        >>> parse_repository_tag("nginx:alpine")
+        ('nginx', 'alpine')
+    """
+    ref = Reference.parse(repo_tag)
+    repository = f"{ref.registry}/{ref.repository}" if ref.registry else ref.repository
+    return repository, ref.identifier
+
+
+def normalize_archive_tag(repo_tag: str) -> tuple[str, str]:
+    """Turn an archive tag into the ``(repository, tag)`` we push it under.
+
+    The registry host and Docker Hub's implicit ``library/`` are dropped.
+
+    Example:
+        >>> normalize_archive_tag("docker.io/library/nginx:alpine")
+        ('nginx', 'alpine')
+        >>> normalize_archive_tag("ghcr.io/org/app:1")
+        ('org/app', '1')
+    """
+    ref = Reference.parse(repo_tag)
+    return ref.normalized_repository, ref.identifier
