@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from .servers import RegistryServer
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """One open registry for the session (deletes on, catalog pages of 50)."""
+    server = RegistryServer(tmp_path_factory.mktemp("registry"), {"catalog": {"maxentries": 50}})
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def repo(request: pytest.FixtureRequest) -> str:
+    """A repository name of this test's own, so tests sharing a registry never collide."""
+    return "t/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")

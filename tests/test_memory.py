@@ -1,0 +1,61 @@
+"""Memory stays bounded whatever the image size: layers stream out of the archive by offset."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from .archives import write_big_legacy
+from .servers import RegistryServer, skopeo
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+
+PUSH_AND_MEASURE = textwrap.dedent(
+    """
+    import json, resource, sys
+    from registryv2 import RegistryClient
+    url, tar, repo, tag = sys.argv[1:]
+    with RegistryClient(url) as client:
+        result = client.push(tar, repo, tag)
+    print(json.dumps({
+        "digest": result.digest,
+        "uploaded": result.bytes_uploaded,
+        "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }))
+    """
+)
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["tar", "tar.gz"])
+def test_pushing_300_mb_stays_under_100_mb_rss(
+    registry: RegistryServer, tmp_path: Path, compressed: bool
+) -> None:
+    sizes = [120 * MiB, 100 * MiB, 80 * MiB]
+    tar = write_big_legacy(tmp_path / "big.tar", "big/app:v1", sizes)
+    if compressed:
+        # Random payloads do not compress: the .gz is as big, and must be spooled to disk.
+        subprocess.run(["gzip", "-1", str(tar)], check=True)
+        tar = tar.with_suffix(".tar.gz")
+    assert tar.stat().st_size > 300 * MiB
+    repo = f"big/{'gz' if compressed else 'plain'}"
+    done = subprocess.run(
+        [sys.executable, "-c", PUSH_AND_MEASURE, registry.url, str(tar), repo, "v1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["uploaded"] > 300 * MiB
+    assert report["peak_rss_kib"] * 1024 < 100 * MiB, report
+    # And what went up is a whole, pullable image.
+    out = skopeo("inspect", "--tls-verify=false", f"docker://{registry.host}/{repo}:v1")
+    assert json.loads(out)["Digest"] == report["digest"]

@@ -1,0 +1,319 @@
+"""Pushing archives of every layout into a real registry, checked by skopeo pulling them."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+import requests
+
+from registryv2 import (
+    DigestMismatchError,
+    RegistryClient,
+    ValidationError,
+    push_docker_tar,
+    push_docker_tar_with_all_original_tags,
+    push_docker_tar_with_original_tags,
+)
+
+from .archives import (
+    SampleImage,
+    file_digest,
+    layer_tar,
+    sha256,
+    simple_image,
+    write_docker25,
+    write_legacy,
+    write_oci_dir,
+)
+from .servers import RegistryServer, skopeo, skopeo_pull_dir
+
+pytestmark = pytest.mark.integration
+
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+def assert_same_image(pulled: dict, image: SampleImage) -> None:
+    """The pulled manifest names exactly the test image's config and stored layers."""
+    config = image.config()
+    assert pulled["config"]["digest"] == sha256(config)
+    assert pulled["config"]["size"] == len(config)
+    stored = image.stored_layers()
+    assert [x["digest"] for x in pulled["layers"]] == [sha256(x) for x in stored]
+    assert [x["size"] for x in pulled["layers"]] == [len(x) for x in stored]
+
+
+def test_legacy_archive_pushes_and_skopeo_pulls_it(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    image = simple_image(n_layers=3)
+    tar = write_legacy(tmp_path / "app.tar", [image])
+    digest = push_docker_tar(tar, registry.url, repo, "v1")
+    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")
+    assert pulled["digest"] == digest
+    assert pulled["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert [x["mediaType"] for x in pulled["layers"]] == [DOCKER_LAYER] * 3
+    assert_same_image(pulled, image)
+
+
+def test_docker25_archive_keeps_its_manifest_digest(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    image = simple_image(compression=["gzip", "none"])
+    tar = write_docker25(tmp_path / "app.tar", [image])
+    digest = push_docker_tar(tar, registry.url, repo, "v1")
+    assert digest == sha256(image.oci_manifest())
+    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")
+    assert pulled["digest"] == digest
+    assert [x["mediaType"] for x in pulled["layers"]] == [
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.layer.v1.tar",
+    ]
+    assert_same_image(pulled, image)
+
+
+def test_docker25_archive_with_symlinked_layers(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    image = simple_image()
+    tar = write_docker25(tmp_path / "app.tar", [image], symlinked_layers=True)
+    digest = push_docker_tar(tar, registry.url, repo, "v1")
+    assert digest == sha256(image.oci_manifest())
+    assert_same_image(skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out"), image)
+
+
+def test_bare_oci_archive_without_manifest_json(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    image = simple_image(tag="docker.io/library/busybox:1.36")
+    tar = write_docker25(tmp_path / "app.tar", [image], manifest_json=False)
+    digest = push_docker_tar_with_original_tags(tar, registry.url)
+    pulled = skopeo_pull_dir(f"{registry.host}/busybox:1.36", tmp_path / "out")
+    assert pulled["digest"] == digest == sha256(image.oci_manifest())
+
+
+def test_gzip_compressed_archive(registry: RegistryServer, repo: str, tmp_path: Path) -> None:
+    image = simple_image()
+    tar = write_legacy(tmp_path / "app.tar.gz", [image], compress=True)
+    digest = push_docker_tar(tar, registry.url, repo, "v1")
+    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")
+    assert pulled["digest"] == digest
+    assert_same_image(pulled, image)
+
+
+def test_gzip_layers_inside_legacy_archive_keep_their_media_type(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    image = simple_image(compression=["gzip", "none"])
+    tar = write_legacy(tmp_path / "app.tar", [image])
+    push_docker_tar(tar, registry.url, repo, "v1")
+    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")
+    assert [x["mediaType"] for x in pulled["layers"]] == [DOCKER_LAYER_GZIP, DOCKER_LAYER]
+    assert_same_image(pulled, image)
+
+
+@pytest.mark.parametrize("kind", ["docker-archive", "oci-archive"])
+def test_archives_written_by_skopeo(
+    registry: RegistryServer, repo: str, tmp_path: Path, kind: str
+) -> None:
+    image = simple_image(compression=["gzip", "gzip"])
+    oci = write_oci_dir(tmp_path / "oci", image, ref="v1")
+    tar = tmp_path / "skopeo.tar"
+    skopeo("copy", f"oci:{oci}:v1", f"{kind}:{tar}:example.com/team/app:v1")
+    digest = push_docker_tar(tar, registry.url, repo, "v2")
+    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:v2", tmp_path / "out")
+    assert pulled["digest"] == digest
+    # skopeo's docker-archive stores layers uncompressed; whatever it stored, the diff_ids
+    # in the config are the source image's.
+    config = json.loads((tmp_path / "out" / pulled["config"]["digest"][7:]).read_bytes())
+    assert config["rootfs"]["diff_ids"] == [sha256(x) for x in image.layers]
+
+
+def test_zstd_layers_written_by_skopeo_get_an_oci_manifest(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    image = simple_image()
+    oci = write_oci_dir(tmp_path / "oci", image, ref="v1")
+    zstd_dir = tmp_path / "zstd"
+    skopeo(
+        "copy",
+        "--dest-compress-format",
+        "zstd",
+        "--dest-compress",
+        f"oci:{oci}:v1",
+        f"oci:{zstd_dir}:v1",
+    )
+    # Repackage the zstd OCI layout as a legacy docker save archive: manifest.json + layers.
+    tar = tmp_path / "zstd.tar"
+    index = json.loads((zstd_dir / "index.json").read_text())
+    manifest = json.loads(
+        (zstd_dir / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_text()
+    )
+    with tarfile.open(tar, "w") as t:
+        for blob in (zstd_dir / "blobs/sha256").iterdir():
+            t.add(
+                blob,
+                arcname=f"{blob.name}/layer.tar"
+                if blob.name in {x["digest"][7:] for x in manifest["layers"]}
+                else f"{blob.name}.json",
+            )
+        entry = [
+            {
+                "Config": manifest["config"]["digest"][7:] + ".json",
+                "RepoTags": ["app:z"],
+                "Layers": [x["digest"][7:] + "/layer.tar" for x in manifest["layers"]],
+            }
+        ]
+        data = json.dumps(entry).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    push_docker_tar(tar, registry.url, repo, "z")
+    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:z", tmp_path / "out")
+    assert pulled["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert [x["mediaType"] for x in pulled["layers"]] == [
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    ] * 2
+    assert [x["digest"] for x in pulled["layers"]] == [x["digest"] for x in manifest["layers"]]
+
+
+def test_chunked_upload_of_a_large_layer(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    big = layer_tar({"big.bin": os.urandom(3 * 1024 * 1024 + 17)})
+    image = SampleImage(layers=[big], tags=["app:big"])
+    tar = write_legacy(tmp_path / "app.tar", [image])
+    with RegistryClient(registry.url, chunk_size=256 * 1024, workers=3) as client:
+        result = client.push(tar, repo, "big")
+    uploaded = {b.digest: b for b in result.blobs}
+    assert uploaded[sha256(big)].action == "uploaded"
+    assert uploaded[sha256(big)].bytes_sent == len(big)
+    assert_same_image(skopeo_pull_dir(f"{registry.host}/{repo}:big", tmp_path / "out"), image)
+
+
+def test_second_push_uploads_no_blob_bytes(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    tar = write_legacy(tmp_path / "app.tar", [simple_image()])
+    with RegistryClient(registry.url) as client:
+        first = client.push(tar, repo, "v1")
+        second = client.push(tar, repo, "v2")
+    assert first.bytes_uploaded > 0
+    assert {b.action for b in first.blobs} == {"uploaded"}
+    assert second.bytes_uploaded == 0
+    assert {b.action for b in second.blobs} == {"exists"}
+    assert first.digest == second.digest
+
+
+def test_all_original_tags_upload_each_blob_once(registry: RegistryServer, tmp_path: Path) -> None:
+    image = simple_image(tag="docker.io/library/allone:v1", n_layers=3)
+    image.tags += ["allone:latest", "ghcr.io/org/alltwo:1", "localhost:5000/allthree:x"]
+    tar = write_legacy(tmp_path / "app.tar", [image])
+    with RegistryClient(registry.url) as client:
+        results = client.push_all_tags(tar)
+    assert [(r.repository, r.tag) for r in results] == [
+        ("allone", "v1"),
+        ("allone", "latest"),
+        ("org/alltwo", "1"),
+        ("allthree", "x"),
+    ]
+    assert len({r.digest for r in results}) == 1
+    by_repo = {r.repository: {b.action for b in r.blobs} for r in results}
+    assert by_repo == {"allone": {"uploaded"}, "org/alltwo": {"mounted"}, "allthree": {"mounted"}}
+    uploaded = sum(r.bytes_uploaded for r in results if r.tag in ("v1", "1", "x"))
+    assert uploaded == sum(len(x) for x in image.stored_layers()) + len(image.config())
+    for name in ["allone:v1", "allone:latest", "org/alltwo:1", "allthree:x"]:
+        r = requests.head(
+            f"{registry.url}/v2/{name.replace(':', '/manifests/')}",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
+        assert r.status_code == 200, name
+
+
+def test_module_function_for_all_tags_returns_digest_per_tag(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    image = simple_image(tag="fnall:a")
+    image.tags.append("fnall:b")
+    tar = write_legacy(tmp_path / "app.tar", [image])
+    digests = push_docker_tar_with_all_original_tags(tar, registry.url)
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert digests[0].startswith("sha256:")
+
+
+def test_missing_parts_come_from_the_first_tag(registry: RegistryServer, tmp_path: Path) -> None:
+    tar = write_legacy(tmp_path / "app.tar", [simple_image(tag="docker.io/bench/first:v7")])
+    push_docker_tar(tar, registry.url)  # bench/first:v7
+    push_docker_tar(tar, registry.url, "bench/other")  # bench/other:v7
+    push_docker_tar(tar, registry.url, None, "v8")  # bench/first:v8
+    for path in [
+        "bench/first/manifests/v7",
+        "bench/other/manifests/v7",
+        "bench/first/manifests/v8",
+    ]:
+        assert requests.head(f"{registry.url}/v2/{path}").status_code == 200, path
+
+
+def test_multi_image_archive_needs_a_choice(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    a = simple_image(tag="multi-a:1", seed="a")
+    b = simple_image(tag="multi-b:2", seed="b")
+    tar = write_legacy(tmp_path / "two.tar", [a, b])
+    with pytest.raises(ValidationError) as err:
+        push_docker_tar(tar, registry.url, repo, "v1")
+    assert "holds 2 images" in str(err.value)
+    assert "multi-a:1" in str(err.value) and "multi-b:2" in str(err.value)
+    digest = push_docker_tar(tar, registry.url, repo, "v1", image="multi-b:2")
+    assert skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")["digest"] == digest
+    assert_same_image(skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "o2"), b)
+    # Without repository and tag, the archive's first tag chooses.
+    push_docker_tar(tar, registry.url)
+    assert requests.head(f"{registry.url}/v2/multi-a/manifests/1").status_code == 200
+
+
+def test_corrupt_layer_is_refused_and_no_manifest_is_put(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    image = simple_image()
+    tar = write_docker25(tmp_path / "app.tar", [image])
+    # Flip one byte of the second layer's content inside the archive.
+    data = bytearray(tar.read_bytes())
+    layer = image.stored_layers()[1]
+    at = data.find(layer)
+    assert at > 0
+    data[at + 600] ^= 0xFF
+    tar.write_bytes(bytes(data))
+    with pytest.raises(DigestMismatchError) as err:
+        push_docker_tar(tar, registry.url, repo, "v1")
+    assert sha256(layer) in str(err.value)
+    r = requests.get(f"{registry.url}/v2/{repo}/manifests/v1")
+    assert r.status_code == 404
+
+
+def test_skopeo_pushed_image_archive_round_trip(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    # skopeo pushes, skopeo writes the archive, we push it under another name.
+    image = simple_image(compression=["gzip", "gzip"])
+    oci = write_oci_dir(tmp_path / "oci", image, ref="v1")
+    skopeo(
+        "copy", "--dest-tls-verify=false", f"oci:{oci}:v1", f"docker://{registry.host}/{repo}:src"
+    )
+    tar = tmp_path / "saved.tar"
+    skopeo(
+        "copy",
+        "--src-tls-verify=false",
+        f"docker://{registry.host}/{repo}:src",
+        f"docker-archive:{tar}:saved/app:v1",
+    )
+    digest = push_docker_tar(tar, registry.url, repo, "again")
+    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:again", tmp_path / "out")
+    assert pulled["digest"] == digest
+    config_path = tmp_path / "out" / pulled["config"]["digest"][7:]
+    assert file_digest(config_path) == sha256(image.config())
