@@ -12,11 +12,24 @@ __version__ = "0.1.0"
 
 from .api import (
     check_registry_connectivity,
+    delete_image,
+    delete_image_by_digest,
+    get_image_info,
+    get_manifest,
+    list_repositories,
+    list_tags,
     push_docker_tar,
     push_docker_tar_with_all_original_tags,
     push_docker_tar_with_original_tags,
 )
 from .archive import ImageArchive
+from .archive.inspect import (
+    extract_original_tags,
+    get_primary_tag,
+    get_tar_manifest,
+    inspect_docker_tar,
+    validate_docker_tar,
+)
 from .client import RegistryClient
 from .engine import TransferEvent
 from .exceptions import (
@@ -72,8 +85,19 @@ __all__ = [
     "ValidationError",
     "__version__",
     "check_registry_connectivity",
+    "delete_image",
+    "delete_image_by_digest",
+    "extract_original_tags",
+    "get_image_info",
+    "get_manifest",
+    "get_primary_tag",
+    "get_tar_manifest",
+    "inspect_docker_tar",
+    "list_repositories",
+    "list_tags",
     "parse_repository_tag",
     "push_docker_tar",
     "push_docker_tar_with_all_original_tags",
     "push_docker_tar_with_original_tags",
+    "validate_docker_tar",
 ]

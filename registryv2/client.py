@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .archive import ImageArchive
+from .archive.targets import target_for, targets_for_all_tags
 from .engine import ProgressCallback, TransferEngine
-from .exceptions import RegistryError, ValidationError
+from .exceptions import RegistryError, UnsupportedError, ValidationError
 from .image import Image
-from .manifest import build_manifest, sha256_digest
-from .models import PushResult, RegistryConfig
-from .reference import DEFAULT_TAG, Reference, normalize_archive_tag
+from .manifest import (
+    MANIFEST_ACCEPT,
+    build_manifest,
+    host_platform,
+    parse_manifest,
+    parse_platform,
+    select_platform,
+    sha256_digest,
+)
+from .models import (
+    ImageConfig,
+    ImageInspect,
+    LayerInfo,
+    ManifestInfo,
+    Platform,
+    PushResult,
+    RegistryConfig,
+)
+from .reference import Reference, is_digest, normalize_archive_tag
 from .transport import Transport
 
 
-def _check_target(repository: str, tag: str) -> None:
-    ref = Reference.parse(f"{repository}:{tag}")
+def _check_repository(repository: str, tag: str | None = None) -> None:
+    ref = Reference.parse(f"{repository}:{tag}" if tag is not None else repository)
     if ref.registry is not None or ref.repository != repository:
         raise ValidationError(
             f"invalid repository {repository!r}: give the path only, the registry is separate"
@@ -86,6 +104,202 @@ class RegistryClient:
         )
         return True
 
+    # -- listing -----------------------------------------------------------------------------
+
+    def _pages(self, path: str, key: str, what: str, page_size: int | None) -> Iterator[str]:
+        """Follow a paginated list (``Link: <...>; rel="next"``) to its end."""
+        url, params = path, {"n": str(page_size)} if page_size else None
+        seen: set[str] = set()
+        while True:
+            doc, response = self.transport.json(url, what=what, params=params)
+            if not isinstance(doc, dict):
+                raise RegistryError(f"{what}: the registry answered with an unexpected document")
+            items = [str(x) for x in doc.get(key) or []]
+            yield from items
+            link = response.links.get("next", {}).get("url")
+            if link:
+                url, params = link, None
+            elif page_size and params and len(items) == page_size:
+                # A registry that pages without Link headers: continue after the last item.
+                params = {"n": str(page_size), "last": items[-1]}
+            else:
+                return
+            position = self.transport.url(url) + repr(params)
+            if position in seen:
+                raise RegistryError(f"{what}: the registry's next page link loops ({url})")
+            seen.add(position)
+
+    def list_repositories(self, page_size: int | None = None) -> list[str]:
+        """Every repository of the registry, in the registry's order, across all pages.
+
+        Example:
+            >>> client.list_repositories()  # doctest: +SKIP
+            ['nginx', 'team/app']
+        """
+        return list(
+            self._pages(
+                "/v2/_catalog",
+                "repositories",
+                f"listing repositories of {self.transport.registry}",
+                page_size,
+            )
+        )
+
+    def list_tags(self, repository: str, page_size: int | None = None) -> list[str]:
+        """Every tag of ``repository``, in the registry's order, across all pages.
+
+        Raises ``NotFoundError`` naming the repository when it does not exist.
+
+        Example:
+            >>> client.list_tags("team/app")  # doctest: +SKIP
+            ['latest', 'v1']
+        """
+        _check_repository(repository)
+        return list(
+            self._pages(
+                f"/v2/{repository}/tags/list", "tags", f"listing tags of {repository}", page_size
+            )
+        )
+
+    # -- manifests and images ----------------------------------------------------------------
+
+    def get_manifest(self, repository: str, reference: str) -> ManifestInfo:
+        """Fetch a manifest or index by tag or digest.
+
+        Accepts Docker v2, OCI manifests, Docker manifest lists and OCI indexes. A manifest
+        fetched by digest is checked against it.
+
+        Example:
+            >>> client.get_manifest("team/app", "v1").media_type  # doctest: +SKIP
+            'application/vnd.docker.distribution.manifest.v2+json'
+        """
+        _check_repository(repository)
+        what = f"manifest {repository}{'@' if is_digest(reference) else ':'}{reference}"
+        response = self.transport.request(
+            "GET",
+            f"/v2/{repository}/manifests/{reference}",
+            what=what,
+            headers={"Accept": MANIFEST_ACCEPT},
+        )
+        raw = response.content
+        info = parse_manifest(raw, response.headers.get("Content-Type"), what)
+        if is_digest(reference) and info.digest != reference:
+            raise RegistryError(f"{what}: the registry sent bytes with digest {info.digest}")
+        return info
+
+    def get_blob_json(self, repository: str, digest: str, limit: int = 16 * 1024 * 1024) -> Any:
+        """Fetch a small JSON blob (an image config), checking its digest."""
+        what = f"blob {digest} of {repository}"
+        response = self.transport.request(
+            "GET", f"/v2/{repository}/blobs/{digest}", what=what, stream=True
+        )
+        with response:
+            raw = response.raw.read(limit + 1, decode_content=True)
+        if len(raw) > limit:
+            raise RegistryError(f"{what}: larger than {limit} bytes, not a config")
+        if sha256_digest(raw) != digest:
+            raise RegistryError(f"{what}: the registry sent bytes with digest {sha256_digest(raw)}")
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise RegistryError(f"{what}: not valid JSON") from None
+
+    def get_image_info(
+        self, repository: str, reference: str, platform: str | Platform | None = None
+    ) -> ImageInspect:
+        """Manifest and config of an image: architecture, os, created, layers, labels, env...
+
+        For an index, the entry for ``platform`` (``"linux/arm64"``; default: this machine's).
+
+        Example:
+            >>> info = client.get_image_info("team/app", "v1")  # doctest: +SKIP
+            >>> info.os, info.architecture, info.size  # doctest: +SKIP
+            ('linux', 'amd64', 3146752)
+        """
+        manifest = self.get_manifest(repository, reference)
+        if manifest.is_index:
+            wanted = (
+                parse_platform(platform)
+                if isinstance(platform, str)
+                else (platform or host_platform())
+            )
+            entry = select_platform(manifest, wanted, f"{repository}:{reference}")
+            manifest = self.get_manifest(repository, entry.digest)
+        if manifest.config is None:
+            raise RegistryError(f"{repository}:{reference}: manifest names no config")
+        doc = self.get_blob_json(repository, manifest.config.digest)
+        config = ImageConfig.from_json(doc if isinstance(doc, dict) else {})
+        diff_ids = config.diff_ids
+        layers = tuple(
+            LayerInfo(x.digest, x.size, x.media_type, diff_ids[n] if n < len(diff_ids) else None)
+            for n, x in enumerate(manifest.layers)
+        )
+        return ImageInspect(
+            tags=(f"{repository}:{reference}",),
+            config_digest=manifest.config.digest,
+            config=config,
+            layers=layers,
+            size=manifest.config.size + sum(x.size for x in layers),
+            manifest_digest=manifest.digest,
+            media_type=manifest.media_type,
+        )
+
+    # -- deletes -----------------------------------------------------------------------------
+
+    def resolve_digest(self, repository: str, tag: str) -> str:
+        """The digest of the manifest ``tag`` points at (HEAD, with every manifest type accepted).
+
+        Example:
+            >>> client.resolve_digest("team/app", "v1")  # doctest: +SKIP
+            'sha256:...'
+        """
+        _check_repository(repository)
+        what = f"manifest {repository}:{tag}"
+        response = self.transport.request(
+            "HEAD",
+            f"/v2/{repository}/manifests/{tag}",
+            what=what,
+            headers={"Accept": MANIFEST_ACCEPT},
+        )
+        digest = response.headers.get("Docker-Content-Digest")
+        return digest if digest and is_digest(digest) else self.get_manifest(repository, tag).digest
+
+    def delete_image(self, repository: str, tag: str) -> bool:
+        """Delete the manifest ``tag`` points at.
+
+        Registries delete manifests, not tags: **every tag pointing at the same manifest goes
+        with it**. Raises ``UnsupportedError`` when the registry has deletes disabled.
+
+        Example:
+            >>> client.delete_image("team/app", "v1")  # doctest: +SKIP
+            True
+        """
+        return self.delete_image_by_digest(repository, self.resolve_digest(repository, tag))
+
+    def delete_image_by_digest(self, repository: str, digest: str) -> bool:
+        """Delete a manifest by digest, and with it every tag pointing at it.
+
+        Example:
+            >>> client.delete_image_by_digest("team/app", "sha256:...")  # doctest: +SKIP
+            True
+        """
+        _check_repository(repository)
+        if not is_digest(digest):
+            raise ValidationError(f"invalid digest {digest!r}: expected sha256:<64 hex digits>")
+        what = f"deleting {repository}@{digest}"
+        try:
+            self.transport.request(
+                "DELETE", f"/v2/{repository}/manifests/{digest}", what=what, expect=(202, 200)
+            )
+        except UnsupportedError as e:
+            raise UnsupportedError(
+                f"{what}: the registry does not allow deletes (for the CNCF registry, set "
+                "storage.delete.enabled or REGISTRY_STORAGE_DELETE_ENABLED=true)",
+                status=e.status,
+                errors=e.errors,
+            ) from None
+        return True
+
     # -- push --------------------------------------------------------------------------------
 
     def push_image(self, image: Image, repository: str, tags: Sequence[str]) -> list[PushResult]:
@@ -99,7 +313,7 @@ class RegistryClient:
             ...     client.push_image(archive.select(), "team/app", ["v1", "latest"])
         """
         for tag in tags:
-            _check_target(repository, tag)
+            _check_repository(repository, tag)
         blobs = tuple(self.engine.push_blobs(repository, image.blobs))
         if image.manifest is not None:
             manifest, media_type = image.manifest, str(image.manifest_media_type)
@@ -158,20 +372,8 @@ class RegistryClient:
             'sha256:...'
         """
         with ImageArchive.open(tar_path) as archive:
-            if image is not None:
-                chosen = archive.select(image)
-            elif repository is None and tag is None and archive.tags:
-                chosen = archive.image_for_tag(archive.tags[0])
-            else:
-                chosen = archive.select()
-            primary = normalize_archive_tag(chosen.tags[0]) if chosen.tags else (None, None)
-            repository = repository or primary[0]
-            if not repository:
-                raise ValidationError(
-                    f"{archive.path}: the image has no tag to take a repository from; give one"
-                )
-            tag = tag or primary[1] or DEFAULT_TAG
-            return self.push_image(chosen, repository, [tag])[0]
+            target = target_for(archive, repository, tag, image)
+            return self.push_image(target.image, target.repository, target.tags)[0]
 
     def push_all_tags(self, tar_path: str | os.PathLike[str]) -> list[PushResult]:
         """Push every image of an archive under every one of its own tags.
@@ -184,15 +386,9 @@ class RegistryClient:
             ['v1', 'latest']
         """
         with ImageArchive.open(tar_path) as archive:
-            if not archive.tags:
-                raise ValidationError(f"{archive.path}: the archive has no tags to push")
-            by_target: dict[tuple[str, str], PushResult] = {}
-            for chosen in archive.images:
-                targets: dict[str, list[str]] = {}
-                for written in chosen.tags:
-                    repo, tag = normalize_archive_tag(written)
-                    targets.setdefault(repo, []).append(tag)
-                for repo, tags in targets.items():
-                    for result in self.push_image(chosen, repo, tags):
-                        by_target[(repo, result.tag)] = result
-            return [by_target[normalize_archive_tag(t)] for t in archive.tags]
+            results = {
+                (result.repository, result.tag): result
+                for target in targets_for_all_tags(archive)
+                for result in self.push_image(target.image, target.repository, target.tags)
+            }
+            return [results[normalize_archive_tag(t)] for t in archive.tags]

@@ -162,3 +162,58 @@ def parse_manifest(
         manifests=tuple(manifests),
         raw=raw,
     )
+
+
+_MACHINES = {
+    "x86_64": ("amd64", None),
+    "amd64": ("amd64", None),
+    "aarch64": ("arm64", None),
+    "arm64": ("arm64", None),
+    "armv7l": ("arm", "v7"),
+    "armv6l": ("arm", "v6"),
+    "i686": ("386", None),
+    "ppc64le": ("ppc64le", None),
+    "s390x": ("s390x", None),
+    "riscv64": ("riscv64", None),
+}
+
+
+def host_platform() -> Platform:
+    """The platform of the running machine, in OCI terms.
+
+    Example:
+        >>> host_platform().os
+        'linux'
+    """
+    import platform as _platform
+
+    arch, variant = _MACHINES.get(_platform.machine().lower(), (_platform.machine(), None))
+    return Platform("linux", arch, variant)
+
+
+def parse_platform(text: str) -> Platform:
+    """Parse ``os/arch[/variant]``, such as ``linux/arm64`` or ``linux/arm/v7``.
+
+    Example:
+        >>> parse_platform("linux/arm/v7")
+        Platform(os='linux', architecture='arm', variant='v7')
+    """
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ValidationError(f"invalid platform {text!r}: expected os/architecture[/variant]")
+    return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+
+def select_platform(index: ManifestInfo, wanted: Platform, where: str) -> PlatformManifest:
+    """Choose the entry of an index for ``wanted``; a variant is matched only when asked for.
+
+    Raises ``ValidationError`` listing the index's platforms when none matches.
+    """
+    for entry in index.manifests:
+        p = entry.platform
+        if p is None or (p.os, p.architecture) != (wanted.os, wanted.architecture):
+            continue
+        if wanted.variant is None or p.variant == wanted.variant:
+            return entry
+    available = ", ".join(str(e.platform) for e in index.manifests if e.platform) or "none"
+    raise ValidationError(f"{where} has no image for {wanted} (available: {available})")

@@ -268,3 +268,41 @@ def write_big_legacy(path: Path, tag: str, layer_sizes: list[int]) -> Path:
         )
     work.rmdir()
     return path
+
+
+def write_oci_index_dir(path: Path, images: list[SampleImage], ref: str = "latest") -> bytes:
+    """An OCI layout directory whose ``ref`` is an index of the images, one per architecture.
+
+    Returns the index bytes.
+    """
+    blobs = path / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for image in images:
+        for data in [image.config(), image.oci_manifest(), *image.stored_layers()]:
+            (blobs / sha256(data)[7:]).write_bytes(data)
+        manifest = image.oci_manifest()
+        entries.append(
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": sha256(manifest),
+                "size": len(manifest),
+                "platform": {"os": "linux", "architecture": image.architecture},
+            }
+        )
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
+    (blobs / sha256(index)[7:]).write_bytes(index)
+    top = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": OCI_INDEX,
+                "digest": sha256(index),
+                "size": len(index),
+                "annotations": {"org.opencontainers.image.ref.name": ref},
+            }
+        ],
+    }
+    (path / "index.json").write_text(json.dumps(top))
+    (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    return index

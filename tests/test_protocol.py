@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -9,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from registryv2 import NotFoundError, RegistryClient, RegistryError
+from registryv2 import NotFoundError, RegistryClient, RegistryError, UnsupportedError
 from registryv2.manifest import sha256_digest
 
 from .archives import SampleImage, layer_tar, write_legacy
@@ -149,3 +150,102 @@ def test_a_manifest_digest_the_registry_disagrees_with_is_an_error() -> None:
     )
     with client() as c, pytest.raises(RegistryError, match="stored it as sha256:ffff"):
         c.put_manifest("app", "v1", b"{}", "application/vnd.oci.image.manifest.v1+json")
+
+
+def _pages(pages: list[tuple[list[str], dict[str, str]]], key: str, path: str) -> list[dict]:
+    """Serve ``pages`` in order at ``path`` (any query); returns the requests seen."""
+    seen: list[dict] = []
+
+    def serve(request):  # type: ignore[no-untyped-def]
+        seen.append(dict(parse_qs(urlsplit(request.url).query)))
+        items, headers = pages[len(seen) - 1]
+        return 200, headers, json.dumps({key: items})
+
+    responses.add_callback("GET", re.compile(rf"{BASE}{path}.*"), callback=serve)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        '</v2/_catalog?last=b&n=2>; rel="next"',
+        f'<{BASE}/v2/_catalog?last=b&n=2>; rel="next"',
+        "</v2/_catalog?last=b&n=2>; rel=next",
+        '</v2/_catalog?first=1>; rel="prev", </v2/_catalog?last=b&n=2>; rel="next"',
+    ],
+    ids=["relative", "absolute", "unquoted-rel", "prev-and-next"],
+)
+@responses.activate
+def test_catalog_follows_link_header_variants(link: str) -> None:
+    seen = _pages([(["a", "b"], {"Link": link}), (["c"], {})], "repositories", "/v2/_catalog")
+    with client() as c:
+        assert c.list_repositories() == ["a", "b", "c"]
+    assert seen[1] == {"last": ["b"], "n": ["2"]}
+
+
+@responses.activate
+def test_paging_without_link_headers_continues_after_the_last_item() -> None:
+    seen = _pages([(["a", "b"], {}), (["c", "d"], {}), (["e"], {})], "tags", "/v2/app/tags/list")
+    with client() as c:
+        assert c.list_tags("app", page_size=2) == ["a", "b", "c", "d", "e"]
+    assert [s.get("last") for s in seen] == [None, ["b"], ["d"]]
+
+
+@responses.activate
+def test_a_looping_link_header_is_an_error() -> None:
+    loop = {"Link": '</v2/_catalog?last=a>; rel="next"'}
+    _pages([(["a"], loop), (["a"], loop), (["a"], loop)], "repositories", "/v2/_catalog")
+    with client() as c, pytest.raises(RegistryError, match="loops"):
+        c.list_repositories()
+
+
+@responses.activate
+def test_null_tags_is_an_empty_list() -> None:
+    responses.get(f"{BASE}/v2/app/tags/list", json={"name": "app", "tags": None})
+    with client() as c:
+        assert c.list_tags("app") == []
+
+
+@responses.activate
+def test_delete_refused_with_405_says_how_to_enable_it() -> None:
+    digest = "sha256:" + "1" * 64
+    responses.delete(
+        f"{BASE}/v2/app/manifests/{digest}",
+        status=405,
+        json={"errors": [{"code": "UNSUPPORTED", "message": "The operation is unsupported."}]},
+    )
+    with client() as c, pytest.raises(UnsupportedError) as err:
+        c.delete_image_by_digest("app", digest)
+    assert err.value.status == 405 and err.value.codes == ["UNSUPPORTED"]
+    assert "does not allow deletes" in str(err.value)
+    assert "REGISTRY_STORAGE_DELETE_ENABLED" in str(err.value)
+
+
+@responses.activate
+def test_delete_image_resolves_the_tag_with_every_manifest_type_accepted() -> None:
+    digest = "sha256:" + "2" * 64
+    head = responses.head(f"{BASE}/v2/app/manifests/v1", headers={"Docker-Content-Digest": digest})
+    responses.delete(f"{BASE}/v2/app/manifests/{digest}", status=202)
+    with client() as c:
+        assert c.delete_image("app", "v1") is True
+    accept = head.calls[0].request.headers["Accept"]
+    for kind in [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]:
+        assert kind in accept
+
+
+@responses.activate
+def test_a_manifest_fetched_by_digest_must_hash_to_it() -> None:
+    digest = "sha256:" + "3" * 64
+    responses.get(
+        f"{BASE}/v2/app/manifests/{digest}",
+        body=b'{"schemaVersion":2,"config":'
+        b'{"mediaType":"x","size":1,"digest":"sha256:00"},"layers":[]}',
+        content_type="application/vnd.oci.image.manifest.v1+json",
+    )
+    with client() as c, pytest.raises(RegistryError, match="bytes with digest"):
+        c.get_manifest("app", digest)

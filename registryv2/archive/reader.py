@@ -45,6 +45,11 @@ _REF_NAME = "org.opencontainers.image.ref.name"
 _CONTAINERD_NAME = "io.containerd.image.name"
 
 
+def _blob_path(digest: str) -> str:
+    """Where an OCI image layout keeps a blob."""
+    return "blobs/" + digest.replace(":", "/", 1)
+
+
 def _json(tar: TarIndex, name: str) -> Any:
     raw = tar.read(name)
     try:
@@ -71,8 +76,9 @@ class _OciManifests:
     """Every image manifest reachable from an archive's ``index.json`` whose blob is present."""
 
     by_config: dict[str, list[ManifestInfo]]
-    # (manifest, tags) for manifests listed directly in index.json, in order.
-    top_level: list[tuple[ManifestInfo, tuple[str, ...]]]
+    # Manifests listed directly in index.json, in order, by digest, with the tags of every
+    # entry naming them (an OCI layout lists a manifest once per tag).
+    top_level: dict[str, tuple[ManifestInfo, list[str]]]
 
 
 def _oci_tags(annotations: dict[str, str]) -> tuple[str, ...]:
@@ -91,10 +97,11 @@ def _oci_tags(annotations: dict[str, str]) -> tuple[str, ...]:
 
 
 def _read_oci_manifests(tar: TarIndex) -> _OciManifests:
-    found = _OciManifests(by_config={}, top_level=[])
+    found = _OciManifests(by_config={}, top_level={})
     if "index.json" not in tar:
         return found
     index = _json(tar, "index.json")
+    parsed: dict[str, ManifestInfo] = {}
 
     def walk(doc: Any, top: bool, depth: int) -> None:
         if depth > 8 or not isinstance(doc, dict):
@@ -103,19 +110,21 @@ def _read_oci_manifests(tar: TarIndex) -> _OciManifests:
             if not isinstance(entry, dict):
                 continue
             digest = str(entry.get("digest", ""))
-            path = "blobs/" + digest.replace(":", "/", 1)
+            path = _blob_path(digest)
             if not digest.startswith("sha256:") or path not in tar:
                 continue  # docker 25 lists platforms it did not save
             media_type = entry.get("mediaType")
             if media_type in INDEXES:
                 walk(_json(tar, path), False, depth + 1)
             elif media_type in IMAGE_MANIFESTS:
-                info = parse_manifest(tar.read(path), media_type, f"{tar.label}: {path}")
-                assert info.config is not None
-                found.by_config.setdefault(info.config.digest, []).append(info)
+                if digest not in parsed:
+                    info = parse_manifest(tar.read(path), media_type, f"{tar.label}: {path}")
+                    assert info.config is not None
+                    found.by_config.setdefault(info.config.digest, []).append(info)
+                    parsed[digest] = info
                 if top:
-                    annotations = entry.get("annotations") or {}
-                    found.top_level.append((info, _oci_tags(annotations)))
+                    tags = found.top_level.setdefault(digest, (parsed[digest], []))[1]
+                    tags += [t for t in _oci_tags(entry.get("annotations") or {}) if t not in tags]
 
     walk(index, True, 0)
     return found
@@ -189,7 +198,7 @@ def _image_from_oci(tar: TarIndex, manifest: ManifestInfo, tags: tuple[str, ...]
     assert manifest.config is not None
 
     def blob(info: BlobInfo) -> Blob:
-        path = "blobs/" + info.digest.replace(":", "/", 1)
+        path = _blob_path(info.digest)
         if path not in tar:
             raise TarReadError(f"{tar.label}: blob {info.digest} is listed but not in the archive")
         return _blob(tar, path, info)
@@ -201,7 +210,7 @@ def _image_from_oci(tar: TarIndex, manifest: ManifestInfo, tags: tuple[str, ...]
         tags=tags,
         manifest=manifest.raw,
         manifest_media_type=manifest.media_type,
-        config_bytes=tar.read("blobs/" + manifest.config.digest.replace(":", "/", 1)),
+        config_bytes=tar.read(_blob_path(manifest.config.digest)),
     )
 
 
@@ -237,9 +246,19 @@ class ImageArchive:
             entries = _json(tar, "manifest.json")
             if not isinstance(entries, list) or not entries:
                 raise TarReadError(f"{self.path}: manifest.json lists no images")
+            self.entries: list[dict[str, Any]] = entries
             return [_image_from_manifest_json(tar, e, oci, n) for n, e in enumerate(entries)]
         if oci.top_level:
-            return [_image_from_oci(tar, m, tags) for m, tags in oci.top_level]
+            images = [_image_from_oci(tar, m, tuple(t)) for m, t in oci.top_level.values()]
+            self.entries = [
+                {
+                    "Config": _blob_path(image.config.digest),
+                    "RepoTags": list(image.tags),
+                    "Layers": [_blob_path(layer.digest) for layer in image.layers],
+                }
+                for image in images
+            ]
+            return images
         raise TarReadError(
             f"{self.path}: not an image archive (no manifest.json, and no image in index.json)"
         )
