@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The main job end to end on a fresh Debian machine (as root): set up, start a local registry,
+# build a real image archive (busybox), push it, list it, pull it back, and run what came back.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash .ci/setup
+py=.venv/bin/python
+rv2=.venv/bin/registryv2
+registry=localhost:15000
+
+rm -rf demo && mkdir -p demo/rootfs/bin
+cp "$(command -v busybox)" demo/rootfs/bin/busybox
+for applet in sh ls echo cat; do ln -s busybox "demo/rootfs/bin/$applet"; done
+$py examples/build_archive.py demo/rootfs demo.local/tools/busybox:1.0 demo/busybox.tar >/dev/null
+echo "== built demo/busybox.tar ($(du -h demo/busybox.tar | cut -f1))"
+
+if ! $py -c "import requests; requests.get('http://$registry/v2/', timeout=2)" 2>/dev/null; then
+    sed "s#@ROOT@#$PWD/demo/registry-data#" examples/registry.yml > demo/registry.yml
+    docker-registry serve demo/registry.yml > demo/registry.log 2>&1 &
+    trap 'kill $! 2>/dev/null || true' EXIT
+    for _ in $(seq 50); do
+        $py -c "import requests; requests.get('http://$registry/v2/', timeout=1)" 2>/dev/null && break
+        sleep 0.1
+    done
+    echo "== started a registry on $registry (log: demo/registry.log)"
+fi
+
+echo "== push"
+digest=$($rv2 push demo/busybox.tar "$registry/tools/busybox:1.0")
+echo "$digest"
+
+echo "== list"
+$py - "$registry" <<'PY'
+import sys
+from registryv2 import list_repositories, list_tags
+for repository in list_repositories(sys.argv[1]):
+    print(repository, list_tags(sys.argv[1], repository))
+PY
+
+echo "== pull back (with skopeo, an independent client) and run it"
+skopeo --insecure-policy copy -q --src-tls-verify=false \
+    "docker://$registry/tools/busybox:1.0" "docker-archive:demo/pulled.tar:tools/busybox:1.0"
+$py - demo/pulled.tar "$digest" <<'PY'
+import sys
+from registryv2 import inspect_docker_tar
+info = inspect_docker_tar(sys.argv[1])
+print(f"{sys.argv[1]}: {info.tags[0]}, {info.os}/{info.architecture}, "
+      f"{len(info.layers)} layer(s), {info.size} bytes, config {info.config_digest[:19]}")
+PY
+mkdir -p demo/pulled && tar -xf demo/pulled.tar -C demo/pulled
+layer=$($py -c "import json; print(json.load(open('demo/pulled/manifest.json'))[0]['Layers'][0])")
+mkdir -p demo/pulled/rootfs && tar -xf "demo/pulled/$layer" -C demo/pulled/rootfs
+demo/pulled/rootfs/bin/busybox echo "hello from the pulled image"
