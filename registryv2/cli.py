@@ -48,6 +48,44 @@ def _registry_reference(text: str) -> Reference:
     return ref
 
 
+def _connection_options(command: F) -> F:
+    """The options every command that talks to a registry takes."""
+    for option in reversed(
+        [
+            click.option("--username", "-u", help="User name (else docker's config file is used)."),
+            click.option(
+                "--password-stdin",
+                is_flag=True,
+                help="Read the password (or token) from standard input.",
+            ),
+            click.option(
+                "--ca-cert",
+                type=click.Path(exists=True, dir_okay=False),
+                help="PEM file of certificate authorities to trust.",
+            ),
+            click.option("--insecure", is_flag=True, help="Allow plain http and unverified TLS."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _client(ref: Reference, connection: dict[str, Any], **settings: Any) -> RegistryClient:
+    password = None
+    if connection["password_stdin"]:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not connection["username"]:
+            raise ValidationError("--password-stdin needs --username")
+    return RegistryClient(
+        ref.registry or "",
+        username=connection["username"],
+        password=password,
+        ca_bundle=connection["ca_cert"],
+        insecure=connection["insecure"],
+        **settings,
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="registryv2")
 def main() -> None:
@@ -72,7 +110,7 @@ def main() -> None:
     show_default=True,
     help="Bytes per upload request.",
 )
-@click.option("--insecure", is_flag=True, help="Allow plain http and unverified TLS.")
+@_connection_options
 @_one_line_errors
 def push(
     tar_path: str,
@@ -80,7 +118,7 @@ def push(
     image: str | None,
     workers: int,
     chunk_size: int,
-    insecure: bool,
+    **connection: Any,
 ) -> None:
     """Push the image archive TAR to REF (host[:port]/repository[:tag]) and print its digest.
 
@@ -91,8 +129,6 @@ def push(
     ref = _registry_reference(reference)
     if ref.digest:
         raise ValidationError(f"invalid reference {reference!r}: push to a tag, not a digest")
-    with RegistryClient(
-        ref.registry or "", workers=workers, chunk_size=chunk_size, insecure=insecure
-    ) as client:
+    with _client(ref, connection, workers=workers, chunk_size=chunk_size) as client:
         result = client.push(tar_path, ref.repository, ref.tag, image=image)
     click.echo(result.digest)

@@ -18,6 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import __version__
+from .auth import Authenticator, Credentials, load_docker_credentials, scopes_for
 from .exceptions import (
     AuthenticationError,
     ErrorDetail,
@@ -128,11 +129,18 @@ class Transport:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
-        self.session.verify = config.ca_bundle or not config.insecure
+        # Passed with every request: a session-level verify would lose to REQUESTS_CA_BUNDLE.
+        self._verify: bool | str = config.ca_bundle or not config.insecure
         self._timeout = (min(30.0, config.timeout), config.timeout)
+        self.auth = Authenticator(self.registry, self.session, self._credentials, self._verify)
 
     def __repr__(self) -> str:
         return f"Transport({self.registry!r})"
+
+    def _credentials(self) -> Credentials | None:
+        if self.config.username is not None or self.config.password is not None:
+            return Credentials(self.config.username or "", self.config.password or "")
+        return load_docker_credentials(self.registry)
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -154,8 +162,14 @@ class Transport:
         if not is_loopback(self.registry):
             return "https"
         try:
-            self.session.get(f"https://{self.registry}/v2/", timeout=self._timeout)
-        except (requests.exceptions.SSLError, requests.exceptions.ConnectionError):
+            self.session.get(
+                f"https://{self.registry}/v2/", timeout=self._timeout, verify=self._verify
+            )
+        except requests.exceptions.SSLError as e:
+            # An untrusted certificate still means https is spoken there: say so, do not
+            # silently fall back. A handshake that fails outright is a plain http server.
+            return "https" if "CERTIFICATE_VERIFY_FAILED" in str(e) else "http"
+        except requests.exceptions.ConnectionError:
             return "http"
         return "https"
 
@@ -181,15 +195,51 @@ class Transport:
         failure raises :class:`RegistryError`; ``what`` says in the message what was being done.
         """
         url = self.url(path_or_url)
+        scopes = scopes_for(method, url)
+        sent = self.auth.header(scopes)
+        response = self._send(method, url, what, sent, headers, params, data, stream)
+        # A 401 the caller expects (a ping) is an answer, not a challenge to take up.
+        if (
+            response.status_code == 401
+            and 401 not in expect
+            and self.auth.challenged(response, scopes, sent)
+        ):
+            response.close()
+            sent = self.auth.header(scopes)
+            response = self._send(method, url, what, sent, headers, params, data, stream)
+        if response.status_code not in expect:
+            try:
+                if response.status_code == 401:
+                    raise self._unauthorized(response, what)
+                raise error_from_response(response, what)
+            finally:
+                response.close()
+        return response
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        authorization: str | None,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+        stream: bool,
+    ) -> requests.Response:
+        sent = dict(headers or {})
+        if authorization:
+            sent["Authorization"] = authorization
         try:
-            response = self.session.request(
+            return self.session.request(
                 method,
                 url,
-                headers=dict(headers or {}),
+                headers=sent,
                 params=params,
                 data=data,
                 stream=stream,
                 timeout=self._timeout,
+                verify=self._verify,
             )
         except requests.exceptions.SSLError as e:
             raise RegistryError(f"{what}: TLS failed with {self.registry} ({_root(e)})") from None
@@ -199,12 +249,17 @@ class Transport:
             ) from None
         except requests.exceptions.ConnectionError as e:
             raise RegistryError(f"{what}: cannot reach {self.base_url} ({_root(e)})") from None
-        if response.status_code not in expect:
-            try:
-                raise error_from_response(response, what)
-            finally:
-                response.close()
-        return response
+
+    def _unauthorized(self, response: requests.Response, what: str) -> AuthenticationError:
+        base = error_from_response(response, what)
+        user = self.auth.username
+        reason = (
+            f"{self.registry} refused the credentials of {user!r}"
+            if user
+            else f"{self.registry} needs credentials (give a username and password, "
+            "or log in with registryv2 login or docker login)"
+        )
+        return AuthenticationError(f"{what}: {reason} [HTTP 401]", status=401, errors=base.errors)
 
     def json(self, path: str, *, what: str, **kwargs: Any) -> tuple[Any, requests.Response]:
         """GET a JSON document; returns it with the response (for its headers)."""

@@ -34,11 +34,16 @@ def require(binary: str) -> str:
 class RegistryServer:
     """``docker-registry serve`` on a free loopback port with its own storage directory."""
 
-    def __init__(self, root: Path, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, root: Path, extra: dict[str, Any] | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.root = root
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.host}"
+        self.url = f"{'https' if tls else 'http'}://{self.host}"
+        http: dict[str, Any] = {"addr": self.host, "secret": "test-secret"}
+        if tls:
+            http["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
         config: dict[str, Any] = {
             "version": 0.1,
             "log": {"level": "warn", "accesslog": {"disabled": True}},
@@ -46,7 +51,7 @@ class RegistryServer:
                 "filesystem": {"rootdirectory": str(root / "data")},
                 "delete": {"enabled": True},
             },
-            "http": {"addr": self.host, "secret": "test-secret"},
+            "http": http,
         }
         for key, value in (extra or {}).items():
             config[key] = value
@@ -67,7 +72,7 @@ class RegistryServer:
             if self.process.poll() is not None:
                 raise RuntimeError("registry exited: " + (self.root / "registry.log").read_text())
             try:
-                requests.get(self.url + "/v2/", timeout=1)
+                requests.get(self.url + "/v2/", timeout=1, verify=False)
                 return
             except requests.ConnectionError:
                 time.sleep(0.05)

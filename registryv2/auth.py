@@ -1,0 +1,324 @@
+"""Credentials and the registry auth handshake (Basic, and Bearer tokens per scope).
+
+The transport asks :class:`Authenticator` for an ``Authorization`` header before each request and
+hands it every 401; nothing else in the library knows auth exists. Scopes are derived from the
+request itself (``repository:team/app:pull,push``, ``registry:catalog:*``), tokens are cached per
+set of scopes until they expire, and a token the registry rejects is fetched anew once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from .exceptions import AuthenticationError, RegistryError
+from .reference import DOCKER_HUB_HOSTS
+
+DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
+_TOKEN_MARGIN = 10.0  # seconds: refresh a token this long before it expires
+_CHALLENGE_RE = re.compile(r'\s*([A-Za-z][\w.-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*,?')
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One challenge of a ``WWW-Authenticate`` header: a scheme and its parameters."""
+
+    scheme: str
+    params: dict[str, str]
+
+
+def parse_challenges(header: str) -> list[Challenge]:
+    """Parse ``WWW-Authenticate``, which may hold several challenges and quoted commas.
+
+    Example:
+        >>> parse_challenges('Bearer realm="https://a/t",scope="repository:x:pull,push"')[0].params
+        {'realm': 'https://a/t', 'scope': 'repository:x:pull,push'}
+    """
+    challenges: list[Challenge] = []
+    pos = 0
+    text = header.strip()
+    while pos < len(text):
+        m = re.compile(r"\s*,?\s*([A-Za-z][\w-]*)").match(text, pos)
+        if not m:
+            break
+        scheme, pos = m.group(1), m.end()
+        params: dict[str, str] = {}
+        while True:
+            p = _CHALLENGE_RE.match(text, pos)
+            # A bare word followed by a space and not "=" starts the next challenge.
+            if not p or not p.group(0).strip():
+                break
+            value = p.group(2)
+            if value.startswith('"'):
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            params[p.group(1).lower()] = value
+            pos = p.end()
+        challenges.append(Challenge(scheme.lower(), params))
+    return challenges
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user name and password, or an identity (refresh) token. Secrets stay out of ``repr``."""
+
+    username: str = ""
+    password: str = field(default="", repr=False)
+    identity_token: str = field(default="", repr=False)
+
+
+def config_host(key: str) -> str:
+    """The ``host[:port]`` a docker config ``auths`` key names.
+
+    Example:
+        >>> config_host("https://index.docker.io/v1/"), config_host("localhost:5000")
+        ('docker.io', 'localhost:5000')
+    """
+    host = urlsplit(key).netloc if "://" in key else key.split("/", 1)[0]
+    return "docker.io" if host in DOCKER_HUB_HOSTS else host
+
+
+def docker_config_path() -> Path:
+    """``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``."""
+    base = os.environ.get("DOCKER_CONFIG")
+    return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
+
+
+def _run_helper(helper: str, host: str) -> Credentials | None:
+    try:
+        done = subprocess.run(
+            [f"docker-credential-{helper}", "get"],
+            input=host,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise AuthenticationError(f"credential helper docker-credential-{helper}: {e}") from None
+    if done.returncode != 0:
+        return None  # "credentials not found" is an exit status, not an error
+    try:
+        doc = json.loads(done.stdout)
+    except ValueError:
+        raise AuthenticationError(
+            f"credential helper docker-credential-{helper} gave no JSON for {host}"
+        ) from None
+    user, secret = str(doc.get("Username", "")), str(doc.get("Secret", ""))
+    if user == "<token>":
+        return Credentials(identity_token=secret)
+    return Credentials(user, secret)
+
+
+def load_docker_credentials(registry: str, path: Path | None = None) -> Credentials | None:
+    """Credentials for ``registry`` from docker's config file, as docker finds them.
+
+    ``credHelpers`` for the host first, then ``auths`` (``auth`` base64 and ``identitytoken``),
+    then the ``credsStore`` helper.
+
+    Example:
+        >>> load_docker_credentials("localhost:5000")  # doctest: +SKIP
+        Credentials(username='alice', identity_token=...)
+    """
+    path = path or docker_config_path()
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise AuthenticationError(f"{path}: cannot read docker config ({e})") from None
+    host = config_host(registry)
+    helper_key = DOCKER_HUB_CONFIG_KEY if host == "docker.io" else host
+    for key, helper in (doc.get("credHelpers") or {}).items():
+        if config_host(key) == host:
+            return _run_helper(str(helper), helper_key)
+    for key, entry in (doc.get("auths") or {}).items():
+        if config_host(key) != host or not isinstance(entry, dict):
+            continue
+        if entry.get("identitytoken"):
+            return Credentials(identity_token=str(entry["identitytoken"]))
+        if entry.get("auth"):
+            try:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                raise AuthenticationError(
+                    f"{path}: the auth entry for {key} is not base64"
+                ) from None
+            return Credentials(user, password)
+    if doc.get("credsStore"):
+        return _run_helper(str(doc["credsStore"]), helper_key)
+    return None
+
+
+def scopes_for(method: str, url: str) -> frozenset[str]:
+    """The token scopes a request needs, read off its URL and method.
+
+    Example:
+        >>> sorted(scopes_for("POST", "https://r/v2/team/app/blobs/uploads/?mount=d&from=base"))
+        ['repository:base:pull', 'repository:team/app:pull,push']
+    """
+    parts = urlsplit(url)
+    path = parts.path
+    if path.startswith("/v2/_catalog"):
+        return frozenset({"registry:catalog:*"})
+    m = re.match(r"^/v2/(.+?)/(?:manifests|blobs|tags)/", path)
+    if not m:
+        return frozenset()
+    repository = m.group(1)
+    if method in ("GET", "HEAD"):
+        actions = "pull"
+    elif method == "DELETE":
+        actions = "delete"
+    else:
+        actions = "pull,push"
+    scopes = {f"repository:{repository}:{actions}"}
+    source = parse_qs(parts.query).get("from")
+    if source:
+        scopes.add(f"repository:{source[0]}:pull")
+    return frozenset(scopes)
+
+
+@dataclass
+class _Token:
+    value: str
+    expires: float
+
+
+class Authenticator:
+    """Answers registry challenges for one registry, and remembers what it learnt.
+
+    Thread-safe: the engine's workers share it.
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        session: requests.Session,
+        credentials: Callable[[], Credentials | None],
+        verify: bool | str,
+    ) -> None:
+        self.registry = registry
+        self._session = session
+        self._load_credentials = credentials
+        self._loaded: list[Credentials | None] = []
+        self._verify = verify
+        self._lock = threading.Lock()
+        self._scheme: str | None = None  # "basic" or "bearer" once a challenge said so
+        self._bearer: dict[str, str] = {}
+        self._tokens: dict[frozenset[str], _Token] = {}
+
+    def __repr__(self) -> str:
+        return f"Authenticator({self.registry!r}, scheme={self._scheme!r})"
+
+    @property
+    def _credentials(self) -> Credentials | None:
+        # Loaded on the first challenge: an open registry never runs a credential helper.
+        if not self._loaded:
+            self._loaded.append(self._load_credentials())
+        return self._loaded[0]
+
+    @property
+    def username(self) -> str | None:
+        """The user name we authenticate as, once credentials were needed."""
+        creds = self._loaded[0] if self._loaded else None
+        return creds.username if creds and creds.username else None
+
+    def header(self, scopes: frozenset[str]) -> str | None:
+        """The ``Authorization`` value to send with a request needing ``scopes``, if known."""
+        with self._lock:
+            if self._scheme == "basic" and self._credentials:
+                return _basic(self._credentials)
+            if self._scheme == "bearer":
+                token = self._tokens.get(scopes)
+                if token and token.expires > time.monotonic():
+                    return f"Bearer {token.value}"
+                self._tokens.pop(scopes, None)
+                return f"Bearer {self._fetch_token(scopes)}"
+        return None
+
+    def challenged(
+        self, response: requests.Response, scopes: frozenset[str], sent: str | None
+    ) -> bool:
+        """Learn from a 401 to a request sent with ``sent`` as its ``Authorization``.
+
+        True when sending it again is worth it: we now know what to send, or the token sent was
+        rejected (expired early, revoked) and a fresh one will be fetched. Several workers may
+        be challenged at once; each decides by what its own request carried.
+        """
+        challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
+        with self._lock:
+            for challenge in challenges:
+                if challenge.scheme == "bearer" and challenge.params.get("realm"):
+                    self._scheme, self._bearer = "bearer", challenge.params
+                    token = self._tokens.get(scopes)
+                    if token is not None and sent == f"Bearer {token.value}":
+                        del self._tokens[scopes]
+                    return True
+                if challenge.scheme == "basic" and self._credentials is not None:
+                    self._scheme = "basic"
+                    return sent is None or not sent.startswith("Basic ")
+        return False
+
+    def _fetch_token(self, scopes: frozenset[str]) -> str:
+        realm = self._bearer["realm"]
+        params: list[tuple[str, str]] = []
+        if self._bearer.get("service"):
+            params.append(("service", self._bearer["service"]))
+        params += [("scope", s) for s in sorted(scopes)]
+        creds = self._credentials
+        what = f"getting a token for {self.registry} from {urlsplit(realm).netloc}"
+        try:
+            if creds and creds.identity_token:
+                response = self._session.post(
+                    realm,
+                    verify=self._verify,
+                    timeout=60,
+                    data={
+                        "grant_type": "refresh_token",
+                        "refresh_token": creds.identity_token,
+                        "client_id": "registryv2",
+                        "service": self._bearer.get("service", ""),
+                        "scope": " ".join(sorted(scopes)),
+                    },
+                )
+            else:
+                auth = (creds.username, creds.password) if creds and creds.username else None
+                response = self._session.get(
+                    realm, params=params, auth=auth, verify=self._verify, timeout=60
+                )
+        except requests.RequestException as e:
+            raise RegistryError(f"{what}: {type(e).__name__}") from None
+        if response.status_code in (401, 403):
+            who = f"as {creds.username!r}" if creds and creds.username else "anonymously"
+            raise AuthenticationError(
+                f"{what}: credentials refused {who} [HTTP {response.status_code}]",
+                status=response.status_code,
+            )
+        if response.status_code != 200:
+            raise RegistryError(
+                f"{what}: [HTTP {response.status_code}]", status=response.status_code
+            )
+        try:
+            doc = response.json()
+            value = str(doc.get("token") or doc.get("access_token"))
+            lifetime = float(doc.get("expires_in") or 60)
+        except (ValueError, AttributeError):
+            raise RegistryError(f"{what}: the token server answered without a token") from None
+        self._tokens[scopes] = _Token(value, time.monotonic() + lifetime - _TOKEN_MARGIN)
+        return value
+
+
+def _basic(creds: Credentials) -> str:
+    raw = f"{creds.username}:{creds.password}".encode()
+    return "Basic " + base64.b64encode(raw).decode()

@@ -1,0 +1,216 @@
+"""Registries behind TLS with their own CA, with htpasswd, and in token mode."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from registryv2 import AuthenticationError, RegistryClient, RegistryError
+
+from .archives import sha256, simple_image, write_legacy
+from .auth_servers import CertificateAuthority, TokenServer, htpasswd_file
+from .servers import RegistryServer, skopeo
+
+pytestmark = pytest.mark.integration
+
+USERS = {"alice": "wonder land:42"}
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
+    return CertificateAuthority(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="module")
+def tls_registry(
+    tmp_path_factory: pytest.TempPathFactory, ca: CertificateAuthority
+) -> Iterator[RegistryServer]:
+    root = tmp_path_factory.mktemp("tls-registry")
+    users = htpasswd_file(root / "htpasswd", USERS)
+    server = RegistryServer(
+        root, {"auth": {"htpasswd": {"realm": "test", "path": str(users)}}}, tls=(ca.cert, ca.key)
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServer]:
+    server = TokenServer(tmp_path_factory.mktemp("token"), USERS)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def token_registry(
+    tmp_path_factory: pytest.TempPathFactory, token_server: TokenServer
+) -> Iterator[RegistryServer]:
+    server = RegistryServer(
+        tmp_path_factory.mktemp("token-registry"), token_server.registry_config()
+    )
+    yield server
+    server.stop()
+
+
+def docker_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str, user: str, password: str
+) -> Path:
+    directory = tmp_path / "docker-config"
+    directory.mkdir()
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    (directory / "config.json").write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(directory))
+    return directory
+
+
+def test_push_and_list_with_credentials_from_docker_config(
+    tls_registry: RegistryServer,
+    ca: CertificateAuthority,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docker_config(tmp_path, monkeypatch, tls_registry.host, "alice", USERS["alice"])
+    image = simple_image()
+    tar = write_legacy(tmp_path / "a.tar", [image])
+    with RegistryClient(tls_registry.host, ca_bundle=str(ca.ca_pem)) as client:
+        result = client.push(tar, "secure/app", "v1")
+        assert client.list_tags("secure/app") == ["v1"]
+        assert "secure/app" in client.list_repositories()
+    assert client.transport.base_url.startswith("https://")
+    # skopeo, trusting the same CA, pulls what we pushed.
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "ca.crt").write_bytes(ca.ca_pem.read_bytes())
+    out = skopeo(
+        "inspect",
+        f"--cert-dir={certs}",
+        f"--creds=alice:{USERS['alice']}",
+        f"docker://{tls_registry.host}/secure/app:v1",
+    )
+    assert json.loads(out)["Digest"] == result.digest
+
+
+def test_wrong_password_is_a_clear_authentication_error(
+    tls_registry: RegistryServer,
+    ca: CertificateAuthority,
+    tmp_path: Path,
+) -> None:
+    tar = write_legacy(tmp_path / "a.tar", [simple_image()])
+    with (
+        RegistryClient(
+            tls_registry.host, ca_bundle=str(ca.ca_pem), username="alice", password="not-it"
+        ) as client,
+        pytest.raises(AuthenticationError) as err,
+    ):
+        client.push(tar, "secure/app", "bad")
+    assert "refused the credentials of 'alice'" in str(err.value)
+    assert "not-it" not in str(err.value)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "registryv2",
+            "push",
+            str(tar),
+            f"{tls_registry.host}/x:y",
+            "--ca-cert",
+            str(ca.ca_pem),
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        input="not-it\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "refused the credentials of 'alice'" in done.stderr
+    assert "not-it" not in done.stderr + done.stdout
+
+
+def test_no_credentials_says_what_to_do(
+    tls_registry: RegistryServer,
+    ca: CertificateAuthority,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # an empty docker config directory
+    with (
+        RegistryClient(tls_registry.host, ca_bundle=str(ca.ca_pem)) as client,
+        pytest.raises(AuthenticationError, match="needs credentials"),
+    ):
+        client.list_repositories()
+
+
+def test_untrusted_certificate_is_refused_unless_told_otherwise(
+    tls_registry: RegistryServer,
+    ca: CertificateAuthority,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    creds = {"username": "alice", "password": USERS["alice"]}
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    with (
+        RegistryClient(tls_registry.host, **creds) as client,
+        pytest.raises(RegistryError, match="CERTIFICATE_VERIFY_FAILED"),
+    ):
+        client.list_repositories()
+    with RegistryClient(tls_registry.host, insecure=True, **creds) as client:
+        assert isinstance(client.list_repositories(), list)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.ca_pem))
+    with RegistryClient(tls_registry.host, **creds) as client:
+        assert isinstance(client.list_repositories(), list)
+
+
+def test_token_mode_anonymous_pulls_authenticated_pushes(
+    token_registry: RegistryServer,
+    token_server: TokenServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no stored credentials
+    image = simple_image()
+    tar = write_legacy(tmp_path / "a.tar", [image])
+    with RegistryClient(token_registry.url, username="alice", password=USERS["alice"]) as client:
+        digest = client.push(tar, "tok/app", "v1").digest
+    with RegistryClient(token_registry.url) as anonymous:
+        manifest = anonymous.get_manifest("tok/app", "v1")
+        assert manifest.digest == digest
+        assert anonymous.get_image_info("tok/app", "v1").config_digest == sha256(image.config())
+        with pytest.raises(AuthenticationError):
+            anonymous.push(tar, "tok/app", "anon")
+    scopes = [q.get("scope") for q in token_server.requests]
+    assert ["repository:tok/app:pull"] in scopes
+    assert ["repository:tok/app:pull,push"] in scopes
+
+
+def test_expired_token_is_refreshed(
+    token_registry: RegistryServer, token_server: TokenServer, tmp_path: Path
+) -> None:
+    tar = write_legacy(tmp_path / "a.tar", [simple_image()])
+    # The registry allows 60 s of clock skew past "exp": this JWT is accepted for about 5 s...
+    token_server.lifetime = -55
+    token_server.advertised = 300  # ...though the token server says it lasts 5 minutes
+    try:
+        with RegistryClient(
+            token_registry.url, username="alice", password=USERS["alice"]
+        ) as client:
+            client.push(tar, "tok/refresh", "v1")
+            before = len(token_server.requests)
+            assert client.list_tags("tok/refresh") == ["v1"]
+            assert len(token_server.requests) == before  # cached
+            time.sleep(6)
+            assert client.list_tags("tok/refresh") == ["v1"]
+            assert len(token_server.requests) == before + 1  # rejected, fetched anew
+    finally:
+        token_server.lifetime = token_server.advertised = 300
