@@ -322,3 +322,109 @@ class Authenticator:
 def _basic(creds: Credentials) -> str:
     raw = f"{creds.username}:{creds.password}".encode()
     return "Basic " + base64.b64encode(raw).decode()
+
+
+def _config_key(registry: str) -> str:
+    host = config_host(registry)
+    return DOCKER_HUB_CONFIG_KEY if host == "docker.io" else host
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise AuthenticationError(f"{path}: cannot read docker config ({e})") from None
+    if not isinstance(doc, dict):
+        raise AuthenticationError(f"{path}: docker config is not a JSON object")
+    return doc
+
+
+def _write_config(path: Path, doc: dict[str, Any]) -> None:
+    # Written whole to a private temporary file, then renamed: never half a config.
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent="\t")
+    os.replace(tmp, path)
+
+
+def _helper_for(doc: dict[str, Any], host: str) -> str | None:
+    for key, helper in (doc.get("credHelpers") or {}).items():
+        if config_host(key) == host:
+            return str(helper)
+    return str(doc["credsStore"]) if doc.get("credsStore") else None
+
+
+def _call_helper(helper: str, action: str, payload: str) -> None:
+    try:
+        done = subprocess.run(
+            [f"docker-credential-{helper}", action],
+            input=payload,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise AuthenticationError(f"credential helper docker-credential-{helper}: {e}") from None
+    if done.returncode != 0:
+        reason = (done.stdout or done.stderr).strip().splitlines()[:1] or ["failed"]
+        raise AuthenticationError(
+            f"credential helper docker-credential-{helper} {action}: {reason[0]}"
+        )
+
+
+def store_docker_credentials(
+    registry: str, credentials: Credentials, path: Path | None = None
+) -> Path:
+    """Save credentials where docker keeps them: the host's helper, or ``auths`` in the file.
+
+    Example:
+        >>> store_docker_credentials("localhost:5000", Credentials("al", "pw"))  # doctest: +SKIP
+        PosixPath('/root/.docker/config.json')
+    """
+    path = path or docker_config_path()
+    doc = _read_config(path)
+    key = _config_key(registry)
+    helper = _helper_for(doc, config_host(registry))
+    if helper:
+        _call_helper(
+            helper,
+            "store",
+            json.dumps(
+                {"ServerURL": key, "Username": credentials.username, "Secret": credentials.password}
+            ),
+        )
+        return path
+    auths = doc.setdefault("auths", {})
+    for old in [k for k in auths if config_host(k) == config_host(registry)]:
+        del auths[old]
+    raw = f"{credentials.username}:{credentials.password}".encode()
+    auths[key] = {"auth": base64.b64encode(raw).decode()}
+    _write_config(path, doc)
+    return path
+
+
+def erase_docker_credentials(registry: str, path: Path | None = None) -> bool:
+    """Forget the credentials docker keeps for ``registry``; False if there were none.
+
+    Example:
+        >>> erase_docker_credentials("localhost:5000")  # doctest: +SKIP
+        True
+    """
+    path = path or docker_config_path()
+    doc = _read_config(path)
+    helper = _helper_for(doc, config_host(registry))
+    if helper:
+        _call_helper(helper, "erase", _config_key(registry))
+        return True
+    auths = doc.get("auths") or {}
+    found = [k for k in auths if config_host(k) == config_host(registry)]
+    for key in found:
+        del auths[key]
+    if found:
+        _write_config(path, doc)
+    return bool(found)

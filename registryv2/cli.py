@@ -14,10 +14,12 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .auth import Credentials, erase_docker_credentials, store_docker_credentials
 from .client import RegistryClient
 from .exceptions import RegistryV2Error, ValidationError
 from .models import DEFAULT_CHUNK_SIZE, DEFAULT_WORKERS
 from .reference import Reference
+from .transport import split_registry_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,6 +70,12 @@ def _connection_options(command: F) -> F:
     ):
         command = option(command)
     return command
+
+
+def _registry_only(registry: str) -> Reference:
+    """A registry named alone (HOST, or a URL) as a reference with no repository."""
+    split_registry_url(registry)  # validates it
+    return Reference(registry=registry, repository="", tag=None, digest=None)
 
 
 def _client(ref: Reference, connection: dict[str, Any], **settings: Any) -> RegistryClient:
@@ -132,3 +140,35 @@ def push(
     with _client(ref, connection, workers=workers, chunk_size=chunk_size) as client:
         result = client.push(tar_path, ref.repository, ref.tag, image=image)
     click.echo(result.digest)
+
+
+@main.command()
+@click.argument("registry", metavar="HOST")
+@_connection_options
+@_one_line_errors
+def login(registry: str, **connection: Any) -> None:
+    """Check credentials against HOST, then save them in docker's config file.
+
+    \b
+    Example:
+      echo "$PASSWORD" | registryv2 login registry.example.com -u alice --password-stdin
+    """
+    if not connection["username"] or not connection["password_stdin"]:
+        raise ValidationError("login needs --username and --password-stdin")
+    with _client(_registry_only(registry), connection) as client:
+        client.login()
+        credentials = Credentials(client.config.username or "", client.config.password or "")
+    path = store_docker_credentials(client.transport.registry, credentials)
+    click.echo(f"Login succeeded; credentials for {client.transport.registry} saved in {path}")
+
+
+@main.command()
+@click.argument("registry", metavar="HOST")
+@_one_line_errors
+def logout(registry: str) -> None:
+    """Remove HOST's credentials from docker's config file."""
+    host = split_registry_url(registry)[1]
+    if erase_docker_credentials(host):
+        click.echo(f"Removed credentials for {host}")
+    else:
+        click.echo(f"No credentials stored for {host}")

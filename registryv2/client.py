@@ -104,6 +104,17 @@ class RegistryClient:
         )
         return True
 
+    def login(self) -> bool:
+        """Check that the registry accepts this client's credentials (GET ``/v2/``, answering
+        any challenge). Raises ``AuthenticationError`` when it does not.
+
+        Example:
+            >>> RegistryClient("r.io", username="al", password="pw").login()  # doctest: +SKIP
+            True
+        """
+        self.transport.request("GET", "/v2/", what=f"logging in to {self.transport.registry}")
+        return True
+
     # -- listing -----------------------------------------------------------------------------
 
     def _pages(self, path: str, key: str, what: str, page_size: int | None) -> Iterator[str]:

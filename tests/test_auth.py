@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import time
@@ -214,3 +215,64 @@ def test_expired_token_is_refreshed(
             assert len(token_server.requests) == before + 1  # rejected, fetched anew
     finally:
         token_server.lifetime = token_server.advertised = 300
+
+
+def test_login_saves_what_docker_and_skopeo_read_and_logout_removes_it(
+    tls_registry: RegistryServer,
+    ca: CertificateAuthority,
+    tmp_path: Path,
+) -> None:
+    config_dir = tmp_path / "docker"
+    env = {**os.environ, "DOCKER_CONFIG": str(config_dir)}
+
+    def cli(*args: str, password: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "registryv2", *args],
+            input=password,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    host, ca_cert = tls_registry.host, str(ca.ca_pem)
+    bad = cli(
+        "login", host, "-u", "alice", "--password-stdin", "--ca-cert", ca_cert, password="wrong\n"
+    )
+    assert bad.returncode == 1 and "refused the credentials of 'alice'" in bad.stderr
+    assert not (config_dir / "config.json").exists()
+
+    good = cli(
+        "login",
+        host,
+        "-u",
+        "alice",
+        "--password-stdin",
+        "--ca-cert",
+        ca_cert,
+        password=USERS["alice"] + "\n",
+    )
+    assert good.returncode == 0, good.stderr
+    config = config_dir / "config.json"
+    entry = json.loads(config.read_text())["auths"][host]
+    assert base64.b64decode(entry["auth"]).decode() == f"alice:{USERS['alice']}"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert USERS["alice"] not in good.stdout + good.stderr
+
+    tar = write_legacy(tmp_path / "a.tar", [simple_image()])
+    pushed = cli("push", str(tar), f"{host}/login/app:v1", "--ca-cert", ca_cert)
+    assert pushed.returncode == 0, pushed.stderr
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "ca.crt").write_bytes(ca.ca_pem.read_bytes())
+    out = skopeo(
+        "inspect", f"--cert-dir={certs}", f"--authfile={config}", f"docker://{host}/login/app:v1"
+    )
+    assert json.loads(out)["Digest"] == pushed.stdout.strip()
+
+    out = cli("logout", host)
+    assert out.returncode == 0 and f"Removed credentials for {host}" in out.stdout
+    assert json.loads(config.read_text())["auths"] == {}
+    again = cli("push", str(tar), f"{host}/login/app:v2", "--ca-cert", ca_cert)
+    assert again.returncode == 1 and "needs credentials" in again.stderr

@@ -168,3 +168,30 @@ def test_authorization_is_not_sent_to_another_host_on_redirect() -> None:
     assert registry_calls[-1].request.headers["Authorization"].startswith("Basic ")
     assert storage.call_count == 1
     assert "Authorization" not in storage.calls[0].request.headers
+
+
+@responses.activate
+def test_identity_token_uses_the_refresh_token_grant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, {"auths": {"registry.test": {"identitytoken": "refresh-123"}}})
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    tags = "https://registry.test/v2/app/tags/list"
+    responses.get(
+        tags,
+        status=401,
+        headers={
+            "WWW-Authenticate": 'Bearer realm="https://auth.test/token",service="registry.test"'
+        },
+    )
+    token = responses.post(
+        "https://auth.test/token", json={"access_token": "acc-1", "expires_in": 300}
+    )
+    ok = responses.get(tags, json={"name": "app", "tags": ["v1"]})
+    with RegistryClient("https://registry.test") as client:
+        assert client.list_tags("app") == ["v1"]
+    form = dict(p.split("=", 1) for p in token.calls[0].request.body.split("&"))
+    assert form["grant_type"] == "refresh_token" and form["refresh_token"] == "refresh-123"
+    assert form["service"] == "registry.test"
+    assert form["scope"] == "repository%3Aapp%3Apull"
+    assert ok.calls[-1].request.headers["Authorization"] == "Bearer acc-1"
