@@ -1,4 +1,4 @@
-"""Credentials and the registry auth handshake (Basic, and Bearer tokens per scope).
+"""The registry auth handshake (Basic, and Bearer tokens per scope).
 
 The transport asks :class:`Authenticator` for an ``Authorization`` header before each request and
 hands it every 401; nothing else in the library knows auth exists. Scopes are derived from the
@@ -9,24 +9,18 @@ set of scopes until they expire, and a token the registry rejects is fetched ane
 from __future__ import annotations
 
 import base64
-import json
-import os
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from .credentials import Credentials
 from .exceptions import AuthenticationError, RegistryError
-from .reference import DOCKER_HUB_HOSTS
 
-DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
 _TOKEN_MARGIN = 10.0  # seconds: refresh a token this long before it expires
 _CHALLENGE_RE = re.compile(r'\s*([A-Za-z][\w.-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*,?')
 
@@ -67,98 +61,6 @@ def parse_challenges(header: str) -> list[Challenge]:
             pos = p.end()
         challenges.append(Challenge(scheme.lower(), params))
     return challenges
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A user name and password, or an identity (refresh) token. Secrets stay out of ``repr``."""
-
-    username: str = ""
-    password: str = field(default="", repr=False)
-    identity_token: str = field(default="", repr=False)
-
-
-def config_host(key: str) -> str:
-    """The ``host[:port]`` a docker config ``auths`` key names.
-
-    Example:
-        >>> config_host("https://index.docker.io/v1/"), config_host("localhost:5000")
-        ('docker.io', 'localhost:5000')
-    """
-    host = urlsplit(key).netloc if "://" in key else key.split("/", 1)[0]
-    return "docker.io" if host in DOCKER_HUB_HOSTS else host
-
-
-def docker_config_path() -> Path:
-    """``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``."""
-    base = os.environ.get("DOCKER_CONFIG")
-    return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
-
-
-def _run_helper(helper: str, host: str) -> Credentials | None:
-    try:
-        done = subprocess.run(
-            [f"docker-credential-{helper}", "get"],
-            input=host,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise AuthenticationError(f"credential helper docker-credential-{helper}: {e}") from None
-    if done.returncode != 0:
-        return None  # "credentials not found" is an exit status, not an error
-    try:
-        doc = json.loads(done.stdout)
-    except ValueError:
-        raise AuthenticationError(
-            f"credential helper docker-credential-{helper} gave no JSON for {host}"
-        ) from None
-    user, secret = str(doc.get("Username", "")), str(doc.get("Secret", ""))
-    if user == "<token>":
-        return Credentials(identity_token=secret)
-    return Credentials(user, secret)
-
-
-def load_docker_credentials(registry: str, path: Path | None = None) -> Credentials | None:
-    """Credentials for ``registry`` from docker's config file, as docker finds them.
-
-    ``credHelpers`` for the host first, then ``auths`` (``auth`` base64 and ``identitytoken``),
-    then the ``credsStore`` helper.
-
-    Example:
-        >>> load_docker_credentials("localhost:5000")  # doctest: +SKIP
-        Credentials(username='alice', identity_token=...)
-    """
-    path = path or docker_config_path()
-    try:
-        doc: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise AuthenticationError(f"{path}: cannot read docker config ({e})") from None
-    host = config_host(registry)
-    helper_key = DOCKER_HUB_CONFIG_KEY if host == "docker.io" else host
-    for key, helper in (doc.get("credHelpers") or {}).items():
-        if config_host(key) == host:
-            return _run_helper(str(helper), helper_key)
-    for key, entry in (doc.get("auths") or {}).items():
-        if config_host(key) != host or not isinstance(entry, dict):
-            continue
-        if entry.get("identitytoken"):
-            return Credentials(identity_token=str(entry["identitytoken"]))
-        if entry.get("auth"):
-            try:
-                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                raise AuthenticationError(
-                    f"{path}: the auth entry for {key} is not base64"
-                ) from None
-            return Credentials(user, password)
-    if doc.get("credsStore"):
-        return _run_helper(str(doc["credsStore"]), helper_key)
-    return None
 
 
 def scopes_for(method: str, url: str) -> frozenset[str]:
@@ -322,109 +224,3 @@ class Authenticator:
 def _basic(creds: Credentials) -> str:
     raw = f"{creds.username}:{creds.password}".encode()
     return "Basic " + base64.b64encode(raw).decode()
-
-
-def _config_key(registry: str) -> str:
-    host = config_host(registry)
-    return DOCKER_HUB_CONFIG_KEY if host == "docker.io" else host
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        raise AuthenticationError(f"{path}: cannot read docker config ({e})") from None
-    if not isinstance(doc, dict):
-        raise AuthenticationError(f"{path}: docker config is not a JSON object")
-    return doc
-
-
-def _write_config(path: Path, doc: dict[str, Any]) -> None:
-    # Written whole to a private temporary file, then renamed: never half a config.
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent="\t")
-    os.replace(tmp, path)
-
-
-def _helper_for(doc: dict[str, Any], host: str) -> str | None:
-    for key, helper in (doc.get("credHelpers") or {}).items():
-        if config_host(key) == host:
-            return str(helper)
-    return str(doc["credsStore"]) if doc.get("credsStore") else None
-
-
-def _call_helper(helper: str, action: str, payload: str) -> None:
-    try:
-        done = subprocess.run(
-            [f"docker-credential-{helper}", action],
-            input=payload,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise AuthenticationError(f"credential helper docker-credential-{helper}: {e}") from None
-    if done.returncode != 0:
-        reason = (done.stdout or done.stderr).strip().splitlines()[:1] or ["failed"]
-        raise AuthenticationError(
-            f"credential helper docker-credential-{helper} {action}: {reason[0]}"
-        )
-
-
-def store_docker_credentials(
-    registry: str, credentials: Credentials, path: Path | None = None
-) -> Path:
-    """Save credentials where docker keeps them: the host's helper, or ``auths`` in the file.
-
-    Example:
-        >>> store_docker_credentials("localhost:5000", Credentials("al", "pw"))  # doctest: +SKIP
-        PosixPath('/root/.docker/config.json')
-    """
-    path = path or docker_config_path()
-    doc = _read_config(path)
-    key = _config_key(registry)
-    helper = _helper_for(doc, config_host(registry))
-    if helper:
-        _call_helper(
-            helper,
-            "store",
-            json.dumps(
-                {"ServerURL": key, "Username": credentials.username, "Secret": credentials.password}
-            ),
-        )
-        return path
-    auths = doc.setdefault("auths", {})
-    for old in [k for k in auths if config_host(k) == config_host(registry)]:
-        del auths[old]
-    raw = f"{credentials.username}:{credentials.password}".encode()
-    auths[key] = {"auth": base64.b64encode(raw).decode()}
-    _write_config(path, doc)
-    return path
-
-
-def erase_docker_credentials(registry: str, path: Path | None = None) -> bool:
-    """Forget the credentials docker keeps for ``registry``; False if there were none.
-
-    Example:
-        >>> erase_docker_credentials("localhost:5000")  # doctest: +SKIP
-        True
-    """
-    path = path or docker_config_path()
-    doc = _read_config(path)
-    helper = _helper_for(doc, config_host(registry))
-    if helper:
-        _call_helper(helper, "erase", _config_key(registry))
-        return True
-    auths = doc.get("auths") or {}
-    found = [k for k in auths if config_host(k) == config_host(registry)]
-    for key in found:
-        del auths[key]
-    if found:
-        _write_config(path, doc)
-    return bool(found)

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .auth import Credentials, erase_docker_credentials, store_docker_credentials
 from .client import RegistryClient
+from .credentials import Credentials, erase_docker_credentials, store_docker_credentials
 from .exceptions import RegistryV2Error, ValidationError
 from .models import DEFAULT_CHUNK_SIZE, DEFAULT_WORKERS
 from .reference import Reference

@@ -18,7 +18,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import __version__
-from .auth import Authenticator, Credentials, load_docker_credentials, scopes_for
+from .auth import Authenticator, scopes_for
+from .credentials import Credentials, load_docker_credentials
 from .exceptions import (
     AuthenticationError,
     ErrorDetail,

@@ -13,13 +13,8 @@ import pytest
 import responses
 
 from registryv2 import AuthenticationError, RegistryClient
-from registryv2.auth import (
-    Credentials,
-    config_host,
-    load_docker_credentials,
-    parse_challenges,
-    scopes_for,
-)
+from registryv2.auth import parse_challenges, scopes_for
+from registryv2.credentials import Credentials, config_host, load_docker_credentials
 from registryv2.manifest import sha256_digest
 
 
