@@ -7,6 +7,8 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import requests
+
 from .archive import ImageArchive
 from .archive.targets import target_for, targets_for_all_tags
 from .engine import ProgressCallback, TransferEngine
@@ -24,7 +26,6 @@ from .manifest import (
 from .models import (
     ImageConfig,
     ImageInspect,
-    LayerInfo,
     ManifestInfo,
     Platform,
     PushResult,
@@ -174,6 +175,20 @@ class RegistryClient:
 
     # -- manifests and images ----------------------------------------------------------------
 
+    def _manifest_request(
+        self, method: str, repository: str, reference: str
+    ) -> tuple[requests.Response, str]:
+        """GET or HEAD a manifest, accepting every kind; the response and its description."""
+        _check_repository(repository)
+        what = f"manifest {repository}{'@' if is_digest(reference) else ':'}{reference}"
+        response = self.transport.request(
+            method,
+            f"/v2/{repository}/manifests/{reference}",
+            what=what,
+            headers={"Accept": MANIFEST_ACCEPT},
+        )
+        return response, what
+
     def get_manifest(self, repository: str, reference: str) -> ManifestInfo:
         """Fetch a manifest or index by tag or digest.
 
@@ -184,14 +199,7 @@ class RegistryClient:
             >>> client.get_manifest("team/app", "v1").media_type  # doctest: +SKIP
             'application/vnd.docker.distribution.manifest.v2+json'
         """
-        _check_repository(repository)
-        what = f"manifest {repository}{'@' if is_digest(reference) else ':'}{reference}"
-        response = self.transport.request(
-            "GET",
-            f"/v2/{repository}/manifests/{reference}",
-            what=what,
-            headers={"Accept": MANIFEST_ACCEPT},
-        )
+        response, what = self._manifest_request("GET", repository, reference)
         raw = response.content
         info = parse_manifest(raw, response.headers.get("Content-Type"), what)
         if is_digest(reference) and info.digest != reference:
@@ -208,8 +216,9 @@ class RegistryClient:
             raw = response.raw.read(limit + 1, decode_content=True)
         if len(raw) > limit:
             raise RegistryError(f"{what}: larger than {limit} bytes, not a config")
-        if sha256_digest(raw) != digest:
-            raise RegistryError(f"{what}: the registry sent bytes with digest {sha256_digest(raw)}")
+        received = sha256_digest(raw)
+        if received != digest:
+            raise RegistryError(f"{what}: the registry sent bytes with digest {received}")
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError):
@@ -239,20 +248,13 @@ class RegistryClient:
         if manifest.config is None:
             raise RegistryError(f"{repository}:{reference}: manifest names no config")
         doc = self.get_blob_json(repository, manifest.config.digest)
-        config = ImageConfig.from_json(doc if isinstance(doc, dict) else {})
-        diff_ids = config.diff_ids
-        layers = tuple(
-            LayerInfo(x.digest, x.size, x.media_type, diff_ids[n] if n < len(diff_ids) else None)
-            for n, x in enumerate(manifest.layers)
-        )
-        return ImageInspect(
-            tags=(f"{repository}:{reference}",),
-            config_digest=manifest.config.digest,
-            config=config,
-            layers=layers,
-            size=manifest.config.size + sum(x.size for x in layers),
-            manifest_digest=manifest.digest,
-            media_type=manifest.media_type,
+        return ImageInspect.of(
+            (f"{repository}:{reference}",),
+            ImageConfig.from_json(doc if isinstance(doc, dict) else {}),
+            manifest.config,
+            manifest.layers,
+            manifest.digest,
+            manifest.media_type,
         )
 
     # -- deletes -----------------------------------------------------------------------------
@@ -264,14 +266,7 @@ class RegistryClient:
             >>> client.resolve_digest("team/app", "v1")  # doctest: +SKIP
             'sha256:...'
         """
-        _check_repository(repository)
-        what = f"manifest {repository}:{tag}"
-        response = self.transport.request(
-            "HEAD",
-            f"/v2/{repository}/manifests/{tag}",
-            what=what,
-            headers={"Accept": MANIFEST_ACCEPT},
-        )
+        response, _ = self._manifest_request("HEAD", repository, tag)
         digest = response.headers.get("Docker-Content-Digest")
         return digest if digest and is_digest(digest) else self.get_manifest(repository, tag).digest
 
@@ -326,13 +321,10 @@ class RegistryClient:
         for tag in tags:
             _check_repository(repository, tag)
         blobs = tuple(self.engine.push_blobs(repository, image.blobs))
-        if image.manifest is not None:
-            manifest, media_type = image.manifest, str(image.manifest_media_type)
-        else:
-            media_type = str(image.manifest_media_type)
-            manifest = build_manifest(
-                media_type, image.config.info, [layer.info for layer in image.layers]
-            )
+        media_type = str(image.manifest_media_type)
+        manifest = image.manifest or build_manifest(
+            media_type, image.config.info, [layer.info for layer in image.layers]
+        )
         return [
             PushResult(
                 repository, tag, self.put_manifest(repository, tag, manifest, media_type), blobs

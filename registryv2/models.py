@@ -205,6 +205,39 @@ class ImageInspect:
     manifest_digest: str | None = None
     media_type: str | None = None
 
+    @classmethod
+    def of(
+        cls,
+        tags: tuple[str, ...],
+        config: ImageConfig,
+        config_blob: BlobInfo,
+        layers: tuple[BlobInfo, ...],
+        manifest_digest: str | None = None,
+        media_type: str | None = None,
+    ) -> ImageInspect:
+        """Pair each layer with its diff_id from the config, and total the sizes.
+
+        Example:
+            >>> cfg = BlobInfo("sha256:" + "0" * 64, 2, "application/json")
+            >>> ImageInspect.of(("a:1",), ImageConfig(), cfg, ()).size
+            2
+        """
+        diff_ids = config.diff_ids
+        return cls(
+            tags=tags,
+            config_digest=config_blob.digest,
+            config=config,
+            layers=tuple(
+                LayerInfo(
+                    x.digest, x.size, x.media_type, diff_ids[n] if n < len(diff_ids) else None
+                )
+                for n, x in enumerate(layers)
+            ),
+            size=config_blob.size + sum(x.size for x in layers),
+            manifest_digest=manifest_digest,
+            media_type=media_type,
+        )
+
     @property
     def architecture(self) -> str | None:
         """Shortcut for ``config.architecture``."""

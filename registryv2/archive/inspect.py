@@ -11,8 +11,8 @@ from typing import Any
 
 from ..exceptions import DigestMismatchError, RegistryV2Error, TarReadError, ValidationError
 from ..image import Image
-from ..manifest import sniff_compression
-from ..models import ImageConfig, ImageInspect, LayerInfo
+from ..manifest import sha256_digest, sniff_compression
+from ..models import ImageConfig, ImageInspect
 from ..reference import normalize_archive_tag
 from .reader import ImageArchive
 
@@ -25,27 +25,14 @@ def describe_image(image: Image) -> ImageInspect:
         config = ImageConfig.from_json(json.loads(image.config_bytes))
     except (ValueError, UnicodeDecodeError, AttributeError) as e:
         raise TarReadError(f"config {image.config.digest} is not a valid image config ({e})") from e
-    diff_ids = config.diff_ids
-    layers = tuple(
-        LayerInfo(
-            digest=layer.digest,
-            size=layer.size,
-            media_type=layer.info.media_type,
-            diff_id=diff_ids[n] if n < len(diff_ids) else None,
-        )
-        for n, layer in enumerate(image.layers)
-    )
-    manifest_digest = (
-        "sha256:" + hashlib.sha256(image.manifest).hexdigest() if image.manifest else None
-    )
-    return ImageInspect(
-        tags=image.tags,
-        config_digest=image.config.digest,
-        config=config,
-        layers=layers,
-        size=image.size,
-        manifest_digest=manifest_digest,
-        media_type=image.manifest_media_type,
+    manifest_digest = sha256_digest(image.manifest) if image.manifest else None
+    return ImageInspect.of(
+        image.tags,
+        config,
+        image.config.info,
+        tuple(layer.info for layer in image.layers),
+        manifest_digest,
+        image.manifest_media_type,
     )
 
 

@@ -35,7 +35,7 @@ from ..manifest import (
     sha256_digest,
     sniff_compression,
 )
-from ..models import BlobInfo, ManifestInfo
+from ..models import BlobInfo, ImageConfig, ManifestInfo
 from ..reference import Reference, normalize_archive_tag
 from .tarfile_index import TarIndex
 
@@ -144,15 +144,16 @@ def _image_from_manifest_json(tar: TarIndex, entry: Any, oci: _OciManifests, n: 
     config_bytes = tar.read(entry["Config"])
     config_digest = sha256_digest(config_bytes)
     try:
-        config_doc = json.loads(config_bytes)
-        diff_ids = list((config_doc.get("rootfs") or {}).get("diff_ids") or [])
+        diff_ids = ImageConfig.from_json(json.loads(config_bytes)).diff_ids
     except (ValueError, UnicodeDecodeError, AttributeError):
         raise TarReadError(f"{where}: config {entry['Config']} is not valid JSON") from None
 
     digests: list[str] = []
     compressions: list[str] = []
+    sizes: list[int] = []
     for i, name in enumerate(layer_names):
         member = tar.member(name)  # raises, naming the missing layer
+        sizes.append(member.size)
         compression = sniff_compression(tar.head(name))
         named = _HEX_NAME.search(member.name) or _HEX_NAME.search(name)
         if named:
@@ -185,8 +186,10 @@ def _image_from_manifest_json(tar: TarIndex, entry: Any, oci: _OciManifests, n: 
     return Image(
         config=_blob(tar, entry["Config"], BlobInfo(config_digest, len(config_bytes), config_type)),
         layers=tuple(
-            _blob(tar, name, BlobInfo(digest, tar.member(name).size, media_type))
-            for name, digest, media_type in zip(layer_names, digests, media_types, strict=True)
+            _blob(tar, name, BlobInfo(digest, size, media_type))
+            for name, digest, size, media_type in zip(
+                layer_names, digests, sizes, media_types, strict=True
+            )
         ),
         tags=tuple(str(t) for t in tags),
         manifest_media_type=manifest_type,
