@@ -209,26 +209,34 @@ def write_docker25(
     return path
 
 
-def write_oci_dir(path: Path, image: SampleImage, ref: str = "latest") -> Path:
-    """An OCI image layout directory, for skopeo to read (``oci:DIR:REF``)."""
-    blobs = path / "blobs" / "sha256"
-    blobs.mkdir(parents=True, exist_ok=True)
-    for data in [image.config(), image.oci_manifest(), *image.stored_layers()]:
-        (blobs / sha256(data)[7:]).write_bytes(data)
-    manifest = image.oci_manifest()
+def _write_oci_layout(
+    path: Path, blobs: list[bytes], top: bytes, media_type: str, ref: str
+) -> None:
+    """An OCI image layout directory holding ``blobs`` and ``top``, with ``ref`` naming ``top``."""
+    directory = path / "blobs" / "sha256"
+    directory.mkdir(parents=True, exist_ok=True)
+    for data in [*blobs, top]:
+        (directory / sha256(data)[7:]).write_bytes(data)
     index = {
         "schemaVersion": 2,
         "manifests": [
             {
-                "mediaType": OCI_MANIFEST,
-                "digest": sha256(manifest),
-                "size": len(manifest),
+                "mediaType": media_type,
+                "digest": sha256(top),
+                "size": len(top),
                 "annotations": {"org.opencontainers.image.ref.name": ref},
             }
         ],
     }
     (path / "index.json").write_text(json.dumps(index))
     (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+
+
+def write_oci_dir(path: Path, image: SampleImage, ref: str = "latest") -> Path:
+    """An OCI image layout directory, for skopeo to read (``oci:DIR:REF``)."""
+    _write_oci_layout(
+        path, [image.config(), *image.stored_layers()], image.oci_manifest(), OCI_MANIFEST, ref
+    )
     return path
 
 
@@ -275,13 +283,11 @@ def write_oci_index_dir(path: Path, images: list[SampleImage], ref: str = "lates
 
     Returns the index bytes.
     """
-    blobs = path / "blobs" / "sha256"
-    blobs.mkdir(parents=True, exist_ok=True)
+    blobs: list[bytes] = []
     entries = []
     for image in images:
-        for data in [image.config(), image.oci_manifest(), *image.stored_layers()]:
-            (blobs / sha256(data)[7:]).write_bytes(data)
         manifest = image.oci_manifest()
+        blobs += [image.config(), manifest, *image.stored_layers()]
         entries.append(
             {
                 "mediaType": OCI_MANIFEST,
@@ -291,18 +297,5 @@ def write_oci_index_dir(path: Path, images: list[SampleImage], ref: str = "lates
             }
         )
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
-    (blobs / sha256(index)[7:]).write_bytes(index)
-    top = {
-        "schemaVersion": 2,
-        "manifests": [
-            {
-                "mediaType": OCI_INDEX,
-                "digest": sha256(index),
-                "size": len(index),
-                "annotations": {"org.opencontainers.image.ref.name": ref},
-            }
-        ],
-    }
-    (path / "index.json").write_text(json.dumps(top))
-    (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    _write_oci_layout(path, blobs, index, OCI_INDEX, ref)
     return index
