@@ -1,16 +1,19 @@
 """An image as the engine sees it: a config blob and layer blobs, each able to open its bytes.
 
-Archive readers produce :class:`Image`; the transfer engine and manifest builder consume it. A
-future registry source (for ``copy``) produces the same shape, so nothing downstream changes.
+Archive readers and the registry client (for pull and copy) produce :class:`Image`; the transfer
+engine and the archive writer consume it, whatever its source.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from .models import BlobInfo
+from .exceptions import ValidationError
+from .manifest import build_manifest, sha256_digest
+from .models import BlobInfo, ImageConfig, ImageInspect
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Blob:
 class Image:
     """One image: config, layers (base first), the tags it carries and, when the source had
     one, the exact manifest bytes describing it (pushed verbatim so its digest is kept).
+    ``source`` says where it comes from (``host/repository``), for progress reports.
     """
 
     config: Blob
@@ -51,6 +55,7 @@ class Image:
     manifest: bytes | None = field(default=None, repr=False)
     manifest_media_type: str | None = None
     config_bytes: bytes = field(default=b"", repr=False)
+    source: str = ""
 
     @property
     def blobs(self) -> tuple[Blob, ...]:
@@ -58,6 +63,37 @@ class Image:
         return (*self.layers, self.config)
 
     @property
+    def manifest_bytes(self) -> bytes:
+        """The manifest to push or save: the source's own bytes, else one built for the blobs."""
+        return self.manifest or build_manifest(
+            str(self.manifest_media_type), self.config.info, [layer.info for layer in self.layers]
+        )
+
+    @property
     def size(self) -> int:
         """Bytes of the config plus every layer as stored."""
         return self.config.size + sum(layer.size for layer in self.layers)
+
+    def inspect(self) -> ImageInspect:
+        """Tags, config (architecture, os, env...), layers with their diff_ids, and sizes.
+
+        Raises ``ValidationError`` when the config is not an image config.
+
+        Example:
+            >>> archive.select().inspect().architecture  # doctest: +SKIP
+            'amd64'
+        """
+        try:
+            config = ImageConfig.from_json(json.loads(self.config_bytes))
+        except (ValueError, UnicodeDecodeError, AttributeError) as e:
+            raise ValidationError(
+                f"config {self.config.digest} is not a valid image config ({e})"
+            ) from e
+        return ImageInspect.of(
+            self.tags,
+            config,
+            self.config.info,
+            tuple(layer.info for layer in self.layers),
+            sha256_digest(self.manifest) if self.manifest else None,
+            self.manifest_media_type,
+        )

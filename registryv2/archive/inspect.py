@@ -5,44 +5,27 @@ and whether it is sound.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from typing import Any
 
 from ..exceptions import DigestMismatchError, RegistryV2Error, TarReadError, ValidationError
 from ..image import Image
-from ..manifest import sha256_digest, sniff_compression
-from ..models import ImageConfig, ImageInspect
+from ..manifest import sniff_compression
+from ..models import ImageInspect
 from ..reference import normalize_archive_tag
 from .reader import ImageArchive
 
 _BUFFER = 1024 * 1024
 
 
-def describe_image(image: Image) -> ImageInspect:
-    """An :class:`ImageInspect` of an archive image."""
-    try:
-        config = ImageConfig.from_json(json.loads(image.config_bytes))
-    except (ValueError, UnicodeDecodeError, AttributeError) as e:
-        raise TarReadError(f"config {image.config.digest} is not a valid image config ({e})") from e
-    manifest_digest = sha256_digest(image.manifest) if image.manifest else None
-    return ImageInspect.of(
-        image.tags,
-        config,
-        image.config.info,
-        tuple(layer.info for layer in image.layers),
-        manifest_digest,
-        image.manifest_media_type,
-    )
-
-
 def verify_image(image: Image, label: str) -> None:
     """Read every blob of ``image`` and check it against its digest and size.
 
     An uncompressed layer is also checked against its diff_id in the config.
-    Raises ``TarReadError`` or ``DigestMismatchError`` naming the archive and the blob.
+    Raises ``TarReadError`` or ``DigestMismatchError`` naming the archive and the blob, and
+    ``ValidationError`` for a config that is not an image config.
     """
-    inspect = describe_image(image)
+    inspect = image.inspect()
     if len(inspect.config.diff_ids) != len(image.layers):
         raise TarReadError(
             f"{label}: config lists {len(inspect.config.diff_ids)} diff_ids for "
@@ -101,8 +84,8 @@ def inspect_docker_tar(
     with ImageArchive.open(tar_path) as archive:
         chosen = archive.select(image) if image is not None else archive.images[0]
         try:
-            return describe_image(chosen)
-        except TarReadError as e:
+            return chosen.inspect()
+        except ValidationError as e:
             raise TarReadError(f"{archive.path}: {e}") from None
 
 

@@ -36,18 +36,12 @@ from ..manifest import (
     sniff_compression,
 )
 from ..models import BlobInfo, ImageConfig, ManifestInfo
-from ..reference import Reference, normalize_archive_tag
+from ..reference import normalize_archive_tag
+from .layout import blob_path, tags_from_annotations
 from .tarfile_index import TarIndex
 
 _HEX_NAME = re.compile(r"(?:^|/)(?:blobs/sha256/)?([a-f0-9]{64})(?:\.tar)?$")
 _HASH_BUFFER = 1024 * 1024
-_REF_NAME = "org.opencontainers.image.ref.name"
-_CONTAINERD_NAME = "io.containerd.image.name"
-
-
-def _blob_path(digest: str) -> str:
-    """Where an OCI image layout keeps a blob."""
-    return "blobs/" + digest.replace(":", "/", 1)
 
 
 def _json(tar: TarIndex, name: str) -> Any:
@@ -81,21 +75,6 @@ class _OciManifests:
     top_level: dict[str, tuple[ManifestInfo, list[str]]]
 
 
-def _oci_tags(annotations: dict[str, str]) -> tuple[str, ...]:
-    for key in (_CONTAINERD_NAME, _REF_NAME):
-        name = annotations.get(key)
-        if not name:
-            continue
-        try:
-            ref = Reference.parse(name, default_tag=None)
-        except ValidationError:
-            continue
-        # A bare "latest" parses as a repository; only a name with a tag is a tag we can push.
-        if ref.tag and ":" in name:
-            return (name,)
-    return ()
-
-
 def _read_oci_manifests(tar: TarIndex) -> _OciManifests:
     found = _OciManifests(by_config={}, top_level={})
     if "index.json" not in tar:
@@ -110,7 +89,7 @@ def _read_oci_manifests(tar: TarIndex) -> _OciManifests:
             if not isinstance(entry, dict):
                 continue
             digest = str(entry.get("digest", ""))
-            path = _blob_path(digest)
+            path = blob_path(digest)
             if not digest.startswith("sha256:") or path not in tar:
                 continue  # docker 25 lists platforms it did not save
             media_type = entry.get("mediaType")
@@ -124,7 +103,8 @@ def _read_oci_manifests(tar: TarIndex) -> _OciManifests:
                     parsed[digest] = info
                 if top:
                     tags = found.top_level.setdefault(digest, (parsed[digest], []))[1]
-                    tags += [t for t in _oci_tags(entry.get("annotations") or {}) if t not in tags]
+                    named = tags_from_annotations(entry.get("annotations") or {})
+                    tags += [t for t in named if t not in tags]
 
     walk(index, True, 0)
     return found
@@ -201,7 +181,7 @@ def _image_from_oci(tar: TarIndex, manifest: ManifestInfo, tags: tuple[str, ...]
     assert manifest.config is not None
 
     def blob(info: BlobInfo) -> Blob:
-        path = _blob_path(info.digest)
+        path = blob_path(info.digest)
         if path not in tar:
             raise TarReadError(f"{tar.label}: blob {info.digest} is listed but not in the archive")
         return _blob(tar, path, info)
@@ -213,7 +193,7 @@ def _image_from_oci(tar: TarIndex, manifest: ManifestInfo, tags: tuple[str, ...]
         tags=tags,
         manifest=manifest.raw,
         manifest_media_type=manifest.media_type,
-        config_bytes=tar.read(_blob_path(manifest.config.digest)),
+        config_bytes=tar.read(blob_path(manifest.config.digest)),
     )
 
 
@@ -255,9 +235,9 @@ class ImageArchive:
             images = [_image_from_oci(tar, m, tuple(t)) for m, t in oci.top_level.values()]
             self.entries = [
                 {
-                    "Config": _blob_path(image.config.digest),
+                    "Config": blob_path(image.config.digest),
                     "RepoTags": list(image.tags),
-                    "Layers": [_blob_path(layer.digest) for layer in image.layers],
+                    "Layers": [blob_path(layer.digest) for layer in image.layers],
                 }
                 for image in images
             ]
