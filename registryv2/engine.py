@@ -12,6 +12,7 @@ registry commits anything. Every job reports :class:`TransferEvent` to an option
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from .models import BlobAction, BlobResult
 from .transport import Transport
 
 OCTET_STREAM = {"Content-Type": "application/octet-stream"}
+_COPY_BUFFER = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -118,19 +120,14 @@ class TransferEngine:
         if self.progress is not None:
             self.progress(event)
 
-    def push_blobs(self, repository: str, blobs: Sequence[Blob]) -> list[BlobResult]:
-        """Make sure the registry holds every blob in ``repository``.
+    def _run(self, jobs: Sequence[Callable[[threading.Event], BlobResult]]) -> list[BlobResult]:
+        """Run every job on the pool; their results in order, or the first real error.
 
-        Returns one result per distinct digest, in the order given. When one blob fails, the
-        others stop at their next chunk, their unfinished uploads are cancelled, and the first
-        error is raised: the caller must not put a manifest then.
+        When one job fails the others see ``cancel`` set and stop at their next chunk.
         """
-        unique = list({blob.digest: blob for blob in blobs}.values())
         cancel = threading.Event()
         pool = self._executor()
-        futures: list[Future[BlobResult]] = [
-            pool.submit(self._push_one, repository, blob, cancel) for blob in unique
-        ]
+        futures: list[Future[BlobResult]] = [pool.submit(job, cancel) for job in jobs]
         _, pending = wait(futures, return_when=FIRST_EXCEPTION)
         if pending:
             cancel.set()
@@ -142,6 +139,58 @@ class TransferEngine:
         if real:
             raise real[0]  # type: ignore[misc]
         return [f.result() for f in futures]
+
+    def push_blobs(self, repository: str, blobs: Sequence[Blob]) -> list[BlobResult]:
+        """Make sure the registry holds every blob in ``repository``.
+
+        Returns one result per distinct digest, in the order given. When one blob fails, the
+        others stop at their next chunk, their unfinished uploads are cancelled, and the first
+        error is raised: the caller must not put a manifest then.
+        """
+        unique = {blob.digest: blob for blob in blobs}.values()
+        return self._run([functools.partial(self._push_one, repository, blob) for blob in unique])
+
+    def download_blobs(
+        self, sources: Sequence[tuple[str, Blob]], open_target: Callable[[Blob], BinaryIO]
+    ) -> list[BlobResult]:
+        """Copy blobs into targets in parallel, checking each one's size and sha256 on the way.
+
+        ``sources`` pairs each blob with where it comes from (for progress events);
+        ``open_target(blob)`` gives a writer for its bytes. One result per distinct digest, in
+        order. A blob whose bytes do not match its digest raises ``DigestMismatchError``.
+
+        Example:
+            >>> engine.download_blobs([("team/app", layer)], open_slot)  # doctest: +SKIP
+        """
+        unique = {blob.digest: (source, blob) for source, blob in reversed(sources)}
+        return self._run(
+            [
+                functools.partial(self._download_one, source, blob, open_target)
+                for source, blob in reversed(unique.values())
+            ]
+        )
+
+    def _download_one(
+        self,
+        source: str,
+        blob: Blob,
+        open_target: Callable[[Blob], BinaryIO],
+        cancel: threading.Event,
+    ) -> BlobResult:
+        self._emit(TransferEvent("start", source, blob.digest, blob.size, 0))
+        hasher = hashlib.sha256()
+        done = 0
+        with blob.open() as reader, open_target(blob) as target:
+            while data := reader.read(min(_COPY_BUFFER, blob.size - done)):
+                if cancel.is_set():
+                    raise _Cancelled(f"downloading {blob.digest}")
+                hasher.update(data)
+                target.write(data)
+                done += len(data)
+                self._emit(TransferEvent("progress", source, blob.digest, blob.size, done))
+        self._check(blob, hasher, done)
+        self._emit(TransferEvent("done", source, blob.digest, blob.size, done, "downloaded"))
+        return BlobResult(blob.digest, blob.size, "downloaded", done)
 
     def _blob_path(self, repository: str, digest: str) -> str:
         return f"/v2/{repository}/blobs/{digest}"

@@ -249,17 +249,17 @@ class ImageInspect:
         return self.config.os
 
 
-BlobAction = Literal["exists", "mounted", "uploaded"]
+BlobAction = Literal["exists", "mounted", "uploaded", "downloaded"]
 
 
 @dataclass(frozen=True)
 class BlobResult:
-    """What the transfer engine did with one blob, and how many bytes it sent."""
+    """What the transfer engine did with one blob, and how many bytes it moved."""
 
     digest: str
     size: int
     action: BlobAction
-    bytes_sent: int
+    bytes_moved: int
 
 
 @dataclass(frozen=True)
@@ -280,4 +280,4 @@ class PushResult:
     @property
     def bytes_uploaded(self) -> int:
         """Blob bytes this push sent (0 when the registry had every blob)."""
-        return sum(b.bytes_sent for b in self.blobs)
+        return sum(b.bytes_moved for b in self.blobs)
