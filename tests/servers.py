@@ -96,12 +96,13 @@ def skopeo(*args: str) -> str:
     return done.stdout
 
 
-def skopeo_pull_dir(reference: str, dest: Path) -> dict[str, Any]:
-    """Pull docker://REFERENCE into a dir: layout and check every blob against the manifest.
+def skopeo_to_dir(source: str, dest: Path, *options: str) -> dict[str, Any]:
+    """``skopeo copy SOURCE dir:DEST``, then check every blob against the manifest.
 
-    Returns the manifest as skopeo stored it, with its ``digest`` added.
+    Returns the manifest as skopeo stored it, with its ``digest`` and the parsed ``config``
+    added.
     """
-    skopeo("copy", "--src-tls-verify=false", f"docker://{reference}", f"dir:{dest}")
+    skopeo("copy", *options, source, f"dir:{dest}")
     raw = (dest / "manifest.json").read_bytes()
     manifest = json.loads(raw)
     for desc in [manifest["config"], *manifest["layers"]]:
@@ -110,4 +111,42 @@ def skopeo_pull_dir(reference: str, dest: Path) -> dict[str, Any]:
         assert len(data) == desc["size"], f"{desc['digest']}: size {len(data)} != {desc['size']}"
         assert "sha256:" + hashlib.sha256(data).hexdigest() == desc["digest"]
     manifest["digest"] = "sha256:" + hashlib.sha256(raw).hexdigest()
+    manifest["config"]["parsed"] = json.loads((dest / manifest["config"]["digest"][7:]).read_text())
     return manifest
+
+
+def skopeo_pull_dir(reference: str, dest: Path) -> dict[str, Any]:
+    """Pull docker://REFERENCE from a plain-http registry into a dir: layout, checked."""
+    return skopeo_to_dir(f"docker://{reference}", dest, "--src-tls-verify=false")
+
+
+def push_index(url: str, repository: str, tag: str, archives: dict[str, Path]) -> bytes:
+    """Push one single-platform archive per architecture, then an OCI index of them under tag.
+
+    Returns the index bytes as put.
+    """
+    from registryv2 import RegistryClient
+
+    entries = []
+    with RegistryClient(url) as client:
+        for arch, archive in archives.items():
+            manifest = client.get_manifest(
+                repository, client.push(archive, repository, arch).digest
+            )
+            entries.append(
+                {
+                    "mediaType": manifest.media_type,
+                    "digest": manifest.digest,
+                    "size": manifest.size,
+                    "platform": {"os": "linux", "architecture": arch},
+                }
+            )
+        index = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": entries,
+            }
+        ).encode()
+        client.put_manifest(repository, tag, index, "application/vnd.oci.image.index.v1+json")
+    return index

@@ -1,0 +1,61 @@
+"""The archive writer on its own: any image in, a docker 25+ archive out, or nothing at all."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from registryv2 import ImageArchive, RegistryClient, RegistryV2Error
+from registryv2.archive.writer import ArchiveWriter, save_images
+
+from .archives import sha256, simple_image, write_legacy
+from .servers import skopeo_to_dir
+
+
+def test_a_legacy_archive_rewritten_in_the_docker25_layout(tmp_path: Path) -> None:
+    one = simple_image(tag="example.com/team/app:v1", seed="one", compression=["gzip", "none"])
+    two = simple_image(tag="nginx:alpine", seed="two", n_layers=1)
+    legacy = write_legacy(tmp_path / "legacy.tar", [one, two])
+    out = tmp_path / "new.tar"
+    # Blobs come out of the archive, not a registry: the engine does not care where from.
+    with ImageArchive.open(legacy) as archive, RegistryClient("localhost:1") as client:
+        infos = save_images(archive.images, out, client.engine)
+    assert [i.tags for i in infos] == [("example.com/team/app:v1",), ("nginx:alpine",)]
+    with tarfile.open(out) as tar:
+        index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
+    assert [m["annotations"]["io.containerd.image.name"] for m in index["manifests"]] == [
+        "example.com/team/app:v1",
+        "docker.io/library/nginx:alpine",
+    ]
+    with ImageArchive.open(out) as archive:
+        assert archive.tags == ["example.com/team/app:v1", "nginx:alpine"]
+    read = skopeo_to_dir(f"docker-archive:{out}:nginx:alpine", tmp_path / "read")
+    assert read["config"]["parsed"]["rootfs"]["diff_ids"] == [sha256(x) for x in two.layers]
+
+
+def test_an_archive_missing_blob_bytes_is_never_committed(tmp_path: Path) -> None:
+    legacy = write_legacy(tmp_path / "legacy.tar", [simple_image()])
+    out = tmp_path / "out.tar"
+    with ImageArchive.open(legacy) as archive:
+        writer = ArchiveWriter.create(out, archive.images)
+        with pytest.raises(RegistryV2Error, match="blobs not written in full"), writer:
+            [(_, first), *_] = writer.pending
+            with writer.open_blob(first) as slot:
+                slot.write(b"partial")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["legacy.tar"]
+
+
+def test_a_slot_takes_no_more_than_its_blob(tmp_path: Path) -> None:
+    legacy = write_legacy(tmp_path / "legacy.tar", [simple_image()])
+    too_much = pytest.raises(RegistryV2Error, match="more than")
+    with (
+        ImageArchive.open(legacy) as archive,
+        too_much,
+        ArchiveWriter.create(tmp_path / "out.tar", archive.images) as writer,
+    ):
+        [(_, first), *_] = writer.pending
+        writer.open_blob(first).write(b"x" * (first.size + 1))
+    assert not (tmp_path / "out.tar").exists()
