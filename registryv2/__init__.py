@@ -12,15 +12,19 @@ __version__ = "0.1.0"
 
 from .api import (
     check_registry_connectivity,
+    copy,
     delete_image,
     delete_image_by_digest,
     get_image_info,
     get_manifest,
     list_repositories,
     list_tags,
+    pull,
+    pull_docker_tar,
     push_docker_tar,
     push_docker_tar_with_all_original_tags,
     push_docker_tar_with_original_tags,
+    tag,
 )
 from .archive import ImageArchive
 from .archive.inspect import (
@@ -85,6 +89,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "check_registry_connectivity",
+    "copy",
     "delete_image",
     "delete_image_by_digest",
     "extract_original_tags",
@@ -96,8 +101,11 @@ __all__ = [
     "list_repositories",
     "list_tags",
     "parse_repository_tag",
+    "pull",
+    "pull_docker_tar",
     "push_docker_tar",
     "push_docker_tar_with_all_original_tags",
     "push_docker_tar_with_original_tags",
+    "tag",
     "validate_docker_tar",
 ]

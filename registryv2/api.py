@@ -6,10 +6,14 @@ client yourself for many calls, credentials or tuning.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Sequence
 
 from .client import RegistryClient
 from .models import DEFAULT_TIMEOUT, ImageInspect, ManifestInfo
+from .operations import copy_image, pull_images, tag_image
+from .reference import is_digest
 
 
 def check_registry_connectivity(registry_url: str, timeout: float = 10) -> bool:
@@ -149,3 +153,70 @@ def delete_image_by_digest(
     """
     with RegistryClient(registry_url, timeout=timeout) as client:
         return client.delete_image_by_digest(repository, digest)
+
+
+def pull_docker_tar(
+    tar_path: str | os.PathLike[str],
+    registry_url: str,
+    repository: str,
+    tag: str = "latest",
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    platform: str | None = None,
+) -> str:
+    """Pull ``repository:tag`` (or ``@digest``) into an archive at ``tar_path``; its digest.
+
+    The counterpart of :func:`push_docker_tar`, arguments in the same order. The archive is in
+    docker 25+'s layout, which ``docker load`` and OCI tools read. For an index, the image for
+    ``platform`` (default: this machine's).
+
+    Example:
+        >>> pull_docker_tar("app.tar", "localhost:15000", "team/app", "v1")  # doctest: +SKIP
+        'sha256:...'
+    """
+    reference = f"{repository}@{tag}" if is_digest(tag) else f"{repository}:{tag}"
+    with RegistryClient(registry_url, timeout=timeout) as client:
+        return str(client.pull(reference, tar_path, platform=platform)[0].manifest_digest)
+
+
+def pull(
+    references: str | Sequence[str],
+    output_path: str | os.PathLike[str],
+    *,
+    platform: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[ImageInspect]:
+    """Pull one or more images (``host/repository:tag``) into one archive, like ``docker save``.
+
+    The references may name different registries. The archive appears whole or not at all.
+
+    Example:
+        >>> pull(["localhost:15000/app:v1", "localhost:15000/db:2"], "images.tar")  # doctest: +SKIP
+    """
+    refs = [references] if isinstance(references, str) else list(references)
+    connect = functools.partial(RegistryClient, timeout=timeout)
+    return pull_images(refs, output_path, connect, platform)
+
+
+def copy(source_ref: str, target_ref: str, *, timeout: float = DEFAULT_TIMEOUT) -> str:
+    """Copy an image, or an index with all its platforms, from one reference to another.
+
+    Blobs stream between registries without touching the disk, or are mounted within one
+    registry. The manifest bytes are kept, so the returned digest is the source's.
+
+    Example:
+        >>> copy("localhost:15000/app:v1", "localhost:15001/mirror/app:v1")  # doctest: +SKIP
+        'sha256:...'
+    """
+    connect = functools.partial(RegistryClient, timeout=timeout)
+    return copy_image(source_ref, target_ref, connect).digest
+
+
+def tag(source_ref: str, new_tag: str, *, timeout: float = 10) -> str:
+    """Give the image at ``source_ref`` another tag in its repository; no blob moves.
+
+    Example:
+        >>> tag("localhost:15000/app:v1", "stable")  # doctest: +SKIP
+        'sha256:...'
+    """
+    return tag_image(source_ref, new_tag, functools.partial(RegistryClient, timeout=timeout))

@@ -18,7 +18,8 @@ from .client import RegistryClient
 from .credentials import Credentials, erase_docker_credentials, store_docker_credentials
 from .exceptions import RegistryV2Error, ValidationError
 from .models import DEFAULT_CHUNK_SIZE, DEFAULT_WORKERS
-from .reference import Reference
+from .operations import copy_image, pull_images, tag_image
+from .reference import registry_reference
 from .transport import split_registry_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,15 +40,6 @@ def _one_line_errors(command: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _registry_reference(text: str) -> Reference:
-    ref = Reference.parse(text)
-    if ref.registry is None:
-        raise ValidationError(
-            f"invalid reference {text!r}: name the registry, as in localhost:15000/{text}"
-        )
-    return ref
 
 
 def _connection_options(command: F) -> F:
@@ -72,26 +64,37 @@ def _connection_options(command: F) -> F:
     return command
 
 
-def _registry_only(registry: str) -> Reference:
-    """A registry named alone (HOST, or a URL) as a reference with no repository."""
-    split_registry_url(registry)  # validates it
-    return Reference(registry=registry, repository="", tag=None, digest=None)
+def _connector(connection: dict[str, Any], **settings: Any) -> Callable[[str], RegistryClient]:
+    """A function making a client for a registry host, with the command's connection options.
 
-
-def _client(ref: Reference, connection: dict[str, Any], **settings: Any) -> RegistryClient:
+    The password is read from standard input once, however many registries the command uses.
+    """
     password = None
     if connection["password_stdin"]:
-        password = sys.stdin.readline().rstrip("\r\n")
         if not connection["username"]:
             raise ValidationError("--password-stdin needs --username")
-    return RegistryClient(
-        ref.registry or "",
-        username=connection["username"],
-        password=password,
-        ca_bundle=connection["ca_cert"],
-        insecure=connection["insecure"],
-        **settings,
-    )
+        password = sys.stdin.readline().rstrip("\r\n")
+
+    def connect(registry: str) -> RegistryClient:
+        return RegistryClient(
+            registry,
+            username=connection["username"],
+            password=password,
+            ca_bundle=connection["ca_cert"],
+            insecure=connection["insecure"],
+            **settings,
+        )
+
+    return connect
+
+
+_workers_option = click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=DEFAULT_WORKERS,
+    show_default=True,
+    help="Blobs moved in parallel.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,13 +107,7 @@ def main() -> None:
 @click.argument("tar_path", metavar="TAR", type=click.Path(dir_okay=False))
 @click.argument("reference", metavar="REF")
 @click.option("--image", help="Which image of a multi-image archive: an archive tag or #N.")
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=DEFAULT_WORKERS,
-    show_default=True,
-    help="Blobs uploaded in parallel.",
-)
+@_workers_option
 @click.option(
     "--chunk-size",
     type=click.IntRange(1),
@@ -134,12 +131,82 @@ def push(
     Example:
       registryv2 push app.tar localhost:15000/team/app:v1
     """
-    ref = _registry_reference(reference)
+    ref = registry_reference(reference)
     if ref.digest:
         raise ValidationError(f"invalid reference {reference!r}: push to a tag, not a digest")
-    with _client(ref, connection, workers=workers, chunk_size=chunk_size) as client:
+    connect = _connector(connection, workers=workers, chunk_size=chunk_size)
+    with connect(str(ref.registry)) as client:
         result = client.push(tar_path, ref.repository, ref.tag, image=image)
     click.echo(result.digest)
+
+
+@main.command()
+@click.argument("references", metavar="REF...", nargs=-1, required=True)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Archive to write (docker 25+ layout; replaced only when complete).",
+)
+@click.option("--platform", help="os/arch[/variant] to take from a multi-platform image.")
+@_workers_option
+@_connection_options
+@_one_line_errors
+def pull(
+    references: tuple[str, ...],
+    output: str,
+    platform: str | None,
+    workers: int,
+    **connection: Any,
+) -> None:
+    """Pull images into one archive that docker load and OCI tools read.
+
+    Prints each image's manifest digest and tags.
+
+    \b
+    Example:
+      registryv2 pull localhost:15000/team/app:v1 -o app.tar
+      registryv2 pull --platform linux/arm64 localhost:15000/team/app:v1 -o app-arm64.tar
+    """
+    connect = _connector(connection, workers=workers)
+    for info in pull_images(references, output, connect, platform):
+        click.echo(f"{info.manifest_digest} {' '.join(info.tags)}".rstrip())
+
+
+@main.command()
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DEST")
+@_workers_option
+@_connection_options
+@_one_line_errors
+def copy(source: str, target: str, workers: int, **connection: Any) -> None:
+    """Copy an image, or a multi-platform index whole, from SRC to DEST; print its digest.
+
+    The digest is kept. Credentials given here are used for both registries; for two
+    registries with different accounts, log in to each first.
+
+    \b
+    Example:
+      registryv2 copy registry.a.example/team/app:v1 localhost:15000/mirror/app:v1
+    """
+    result = copy_image(source, target, _connector(connection, workers=workers))
+    click.echo(result.digest)
+
+
+@main.command()
+@click.argument("source", metavar="SRC")
+@click.argument("new_tag", metavar="TAG")
+@_connection_options
+@_one_line_errors
+def tag(source: str, new_tag: str, **connection: Any) -> None:
+    """Give the image at SRC the tag TAG in the same repository; print its digest.
+
+    \b
+    Example:
+      registryv2 tag localhost:15000/team/app:v1 stable
+    """
+    click.echo(tag_image(source, new_tag, _connector(connection)))
 
 
 @main.command()
@@ -155,7 +222,8 @@ def login(registry: str, **connection: Any) -> None:
     """
     if not connection["username"] or not connection["password_stdin"]:
         raise ValidationError("login needs --username and --password-stdin")
-    with _client(_registry_only(registry), connection) as client:
+    split_registry_url(registry)  # a HOST, not a reference
+    with _connector(connection)(registry) as client:
         client.login()
         credentials = Credentials(client.config.username or "", client.config.password or "")
     path = store_docker_credentials(client.transport.registry, credentials)

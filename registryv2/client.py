@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import functools
+import io
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 
 from .archive import ImageArchive
 from .archive.targets import target_for, targets_for_all_tags
+from .archive.writer import save_images
+from .download import BlobReader
 from .engine import ProgressCallback, TransferEngine
-from .exceptions import RegistryError, UnsupportedError, ValidationError
-from .image import Image
+from .exceptions import DigestMismatchError, RegistryError, UnsupportedError, ValidationError
+from .image import Blob, Image
 from .manifest import (
     MANIFEST_ACCEPT,
-    build_manifest,
     host_platform,
     parse_manifest,
     parse_platform,
@@ -24,7 +27,8 @@ from .manifest import (
     sha256_digest,
 )
 from .models import (
-    ImageConfig,
+    BlobInfo,
+    BlobResult,
     ImageInspect,
     ManifestInfo,
     Platform,
@@ -33,6 +37,20 @@ from .models import (
 )
 from .reference import Reference, is_digest, normalize_archive_tag
 from .transport import Transport
+
+
+def _platform(platform: str | Platform | None) -> Platform | None:
+    return parse_platform(platform) if isinstance(platform, str) else platform
+
+
+def _split(reference: str) -> tuple[str, str]:
+    """``repository:tag`` or ``repository@digest`` -> (repository, tag or digest)."""
+    ref = Reference.parse(reference)
+    if ref.registry is not None:
+        raise ValidationError(
+            f"invalid reference {reference!r}: give repository:tag, the registry is the client's"
+        )
+    return ref.repository, ref.identifier
 
 
 def _check_repository(repository: str, tag: str | None = None) -> None:
@@ -206,23 +224,52 @@ class RegistryClient:
             raise RegistryError(f"{what}: the registry sent bytes with digest {info.digest}")
         return info
 
-    def get_blob_json(self, repository: str, digest: str, limit: int = 16 * 1024 * 1024) -> Any:
-        """Fetch a small JSON blob (an image config), checking its digest."""
+    def get_blob_bytes(self, repository: str, digest: str, limit: int = 16 * 1024 * 1024) -> bytes:
+        """Fetch a small blob (an image config) whole, checking its digest.
+
+        Example:
+            >>> client.get_blob_bytes("team/app", manifest.config.digest)  # doctest: +SKIP
+            b'{"architecture":"amd64",...}'
+        """
         what = f"blob {digest} of {repository}"
         response = self.transport.request(
             "GET", f"/v2/{repository}/blobs/{digest}", what=what, stream=True
         )
         with response:
-            raw = response.raw.read(limit + 1, decode_content=True)
+            raw = response.raw.read(limit + 1, decode_content=False)
         if len(raw) > limit:
             raise RegistryError(f"{what}: larger than {limit} bytes, not a config")
         received = sha256_digest(raw)
         if received != digest:
-            raise RegistryError(f"{what}: the registry sent bytes with digest {received}")
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise RegistryError(f"{what}: not valid JSON") from None
+            raise DigestMismatchError(f"{what}: the registry sent bytes with digest {received}")
+        return bytes(raw)
+
+    def open_blob(self, repository: str, info: BlobInfo) -> BinaryIO:
+        """Stream a blob's bytes; a broken connection is resumed with a ``Range`` request.
+
+        The digest is not checked here: the reader of the stream hashes it (the engine does).
+
+        Example:
+            >>> with client.open_blob("team/app", manifest.layers[0]) as f:  # doctest: +SKIP
+            ...     head = f.read(2)
+        """
+        return BlobReader(self.transport, repository, info)  # type: ignore[return-value]
+
+    def _image_manifest(
+        self, repository: str, reference: str, platform: str | Platform | None
+    ) -> ManifestInfo:
+        """The image manifest at ``reference``; for an index, its entry for ``platform``."""
+        manifest = self.get_manifest(repository, reference)
+        if manifest.is_index:
+            entry = select_platform(
+                manifest, _platform(platform) or host_platform(), f"{repository}:{reference}"
+            )
+            manifest = self.get_manifest(repository, entry.digest)
+            if manifest.is_index:
+                raise UnsupportedError(
+                    f"{repository}@{entry.digest}: an index inside an index is not supported"
+                )
+        return manifest
 
     def get_image_info(
         self, repository: str, reference: str, platform: str | Platform | None = None
@@ -236,26 +283,149 @@ class RegistryClient:
             >>> info.os, info.architecture, info.size  # doctest: +SKIP
             ('linux', 'amd64', 3146752)
         """
-        manifest = self.get_manifest(repository, reference)
-        if manifest.is_index:
-            wanted = (
-                parse_platform(platform)
-                if isinstance(platform, str)
-                else (platform or host_platform())
-            )
-            entry = select_platform(manifest, wanted, f"{repository}:{reference}")
-            manifest = self.get_manifest(repository, entry.digest)
+        info = self.image(repository, reference, platform, check_platform=False).inspect()
+        name = f"{repository}{'@' if is_digest(reference) else ':'}{reference}"
+        return dataclasses.replace(info, tags=(name,))
+
+    def image(
+        self,
+        repository: str,
+        reference: str,
+        platform: str | Platform | None = None,
+        *,
+        check_platform: bool = True,
+    ) -> Image:
+        """An image of the registry: manifest and config read now, layers streamed when opened.
+
+        For an index, the entry for ``platform`` (default: this machine's). A single-platform
+        image asked for with another ``platform`` is refused, as docker refuses it.
+
+        Example:
+            >>> image = client.image("team/app", "v1", "linux/arm64")  # doctest: +SKIP
+            >>> image.inspect().architecture  # doctest: +SKIP
+            'arm64'
+        """
+        manifest = self._image_manifest(repository, reference, platform)
+        name = f"{repository}{'@' if is_digest(reference) else ':'}{reference}"
         if manifest.config is None:
-            raise RegistryError(f"{repository}:{reference}: manifest names no config")
-        doc = self.get_blob_json(repository, manifest.config.digest)
-        return ImageInspect.of(
-            (f"{repository}:{reference}",),
-            ImageConfig.from_json(doc if isinstance(doc, dict) else {}),
-            manifest.config,
-            manifest.layers,
-            manifest.digest,
-            manifest.media_type,
+            raise RegistryError(f"{name}: manifest names no config")
+        config = self.get_blob_bytes(repository, manifest.config.digest)
+        image = Image(
+            config=Blob(manifest.config, functools.partial(io.BytesIO, config)),
+            layers=tuple(
+                Blob(info, functools.partial(self.open_blob, repository, info))
+                for info in manifest.layers
+            ),
+            tags=() if is_digest(reference) else (f"{self.transport.registry}/{name}",),
+            manifest=manifest.raw,
+            manifest_media_type=manifest.media_type,
+            config_bytes=config,
+            source=f"{self.transport.registry}/{repository}",
         )
+        try:
+            found = image.inspect().config
+        except ValidationError as e:
+            raise RegistryError(f"{name}: {e}") from None
+        wanted = _platform(platform)
+        if (
+            check_platform
+            and wanted
+            and (found.os, found.architecture)
+            != (
+                wanted.os,
+                wanted.architecture,
+            )
+        ):
+            raise ValidationError(
+                f"{name} is for {found.os}/{found.architecture}, not {wanted} "
+                "(it is a single-platform image)"
+            )
+        return image
+
+    def pull(
+        self,
+        references: str | Sequence[str],
+        output_path: str | os.PathLike[str],
+        *,
+        platform: str | Platform | None = None,
+    ) -> list[ImageInspect]:
+        """Write images of this registry into one archive that ``docker load`` takes.
+
+        ``references`` are ``repository:tag`` or ``repository@digest``; an index gives its
+        image for ``platform`` (default: this machine's). The archive appears whole or not at
+        all. Returns what was written, one entry per reference.
+
+        Example:
+            >>> client.pull(["team/app:v1", "team/db:v2"], "images.tar")  # doctest: +SKIP
+        """
+        refs = [references] if isinstance(references, str) else list(references)
+        images = [self.image(*_split(ref), platform) for ref in refs]
+        return save_images(images, output_path, self.engine)
+
+    # -- copy and tag --------------------------------------------------------------------------
+
+    def copy(
+        self,
+        repository: str,
+        reference: str,
+        target_repository: str,
+        target_tag: str,
+        *,
+        source: RegistryClient | None = None,
+    ) -> PushResult:
+        """Copy an image or a whole index into ``target_repository:target_tag`` of this registry.
+
+        ``source`` is the client of the registry to copy from (default: this one). Blobs stream
+        from one registry to the other without touching the disk; within one registry they are
+        mounted. The manifest bytes are kept, so the digest is the same on both sides.
+
+        Example:
+            >>> with RegistryClient("src.example") as src:  # doctest: +SKIP
+            ...     target.copy("team/app", "v1", "mirror/app", "v1", source=src).digest
+        """
+        _check_repository(target_repository, target_tag)
+        source = source or self
+        manifest = source.get_manifest(repository, reference)
+        blobs = self._copy_contents(source, repository, manifest, target_repository)
+        digest = self.put_manifest(target_repository, target_tag, manifest.raw, manifest.media_type)
+        return PushResult(target_repository, target_tag, digest, tuple(blobs))
+
+    def _copy_contents(
+        self, source: RegistryClient, repository: str, manifest: ManifestInfo, target: str
+    ) -> list[BlobResult]:
+        """Everything ``manifest`` refers to, into ``target``: blobs, or an index's manifests."""
+        if not manifest.is_index:
+            assert manifest.config is not None
+            descriptors = [*manifest.layers, manifest.config]
+            if source.transport.registry == self.transport.registry:
+                for info in descriptors:
+                    self.engine.known_blobs.setdefault(info.digest, repository)
+            return self.engine.push_blobs(
+                target,
+                [
+                    Blob(info, functools.partial(source.open_blob, repository, info))
+                    for info in descriptors
+                ],
+            )
+        results: list[BlobResult] = []
+        for entry in manifest.manifests:
+            child = source.get_manifest(repository, entry.digest)
+            results += self._copy_contents(source, repository, child, target)
+            self.put_manifest(target, entry.digest, child.raw, child.media_type)
+        return results
+
+    def tag(self, repository: str, reference: str, new_tag: str) -> str:
+        """Put the manifest at ``reference`` under ``new_tag`` too; no blob moves.
+
+        The manifest bytes are put unchanged, so both tags give the same digest.
+
+        Example:
+            >>> client.tag("team/app", "v1", "stable")  # doctest: +SKIP
+            'sha256:...'
+        """
+        _check_repository(repository, new_tag)
+        manifest = self.get_manifest(repository, reference)
+        return self.put_manifest(repository, new_tag, manifest.raw, manifest.media_type)
 
     # -- deletes -----------------------------------------------------------------------------
 
@@ -322,9 +492,7 @@ class RegistryClient:
             _check_repository(repository, tag)
         blobs = tuple(self.engine.push_blobs(repository, image.blobs))
         media_type = str(image.manifest_media_type)
-        manifest = image.manifest or build_manifest(
-            media_type, image.config.info, [layer.info for layer in image.layers]
-        )
+        manifest = image.manifest_bytes
         return [
             PushResult(
                 repository, tag, self.put_manifest(repository, tag, manifest, media_type), blobs

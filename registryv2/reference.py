@@ -32,6 +32,16 @@ def is_digest(value: str) -> bool:
     return bool(_DIGEST_RE.match(value))
 
 
+def is_tag(value: str) -> bool:
+    """Tell whether ``value`` is a valid tag (up to 128 of letters, digits, ``_ . -``).
+
+    Example:
+        >>> is_tag("v1.2-rc"), is_tag("team/app:v1")
+        (True, False)
+    """
+    return bool(_TAG_RE.match(value))
+
+
 def _looks_like_host(component: str) -> bool:
     # Docker's rule: the first path component is a registry host when it has a dot or a port,
     # or is "localhost"; otherwise the name lives on Docker Hub.
@@ -128,6 +138,21 @@ class Reference:
         if self.digest:
             text += f"@{self.digest}"
         return text
+
+
+def registry_reference(text: str) -> Reference:
+    """Parse a reference that must name its registry (``localhost:15000/team/app:v1``).
+
+    Example:
+        >>> registry_reference("localhost:15000/app").registry
+        'localhost:15000'
+    """
+    ref = Reference.parse(text)
+    if ref.registry is None:
+        raise ValidationError(
+            f"invalid reference {text!r}: name the registry, as in localhost:15000/{text}"
+        )
+    return ref
 
 
 def parse_repository_tag(repo_tag: str) -> tuple[str, str]:

@@ -158,7 +158,7 @@ def test_authorization_is_not_sent_to_another_host_on_redirect() -> None:
     responses.get(blob, status=307, headers={"Location": "https://storage.test/obj?sig=1"})
     storage = responses.get(re.compile(r"https://storage\.test/obj.*"), body=config)
     with RegistryClient("https://registry.test", username="u", password="p") as client:
-        assert client.get_blob_json("app", digest) == {"architecture": "amd64"}
+        assert client.get_blob_bytes("app", digest) == config
     registry_calls = [c for c in responses.calls if "registry.test" in c.request.url]
     assert registry_calls[-1].request.headers["Authorization"].startswith("Basic ")
     assert storage.call_count == 1

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from registryv2 import push_docker_tar, validate_docker_tar
+
 from .archives import write_big_legacy
 from .servers import RegistryServer, skopeo
 
@@ -59,3 +61,37 @@ def test_pushing_300_mb_stays_under_100_mb_rss(
     # And what went up is a whole, pullable image.
     out = skopeo("inspect", "--tls-verify=false", f"docker://{registry.host}/{repo}:v1")
     assert json.loads(out)["Digest"] == report["digest"]
+
+
+PULL_AND_MEASURE = textwrap.dedent(
+    """
+    import json, resource, sys
+    from registryv2 import pull
+    reference, out = sys.argv[1:]
+    [info] = pull(reference, out)
+    print(json.dumps({
+        "digest": info.manifest_digest,
+        "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }))
+    """
+)
+
+
+def test_pulling_300_mb_stays_under_100_mb_rss(registry: RegistryServer, tmp_path: Path) -> None:
+    tar = write_big_legacy(tmp_path / "big.tar", "big/app:v1", [120 * MiB, 100 * MiB, 80 * MiB])
+    digest = push_docker_tar(tar, registry.url, "big/pull", "v1")
+    tar.unlink()
+    out = tmp_path / "pulled.tar"
+    done = subprocess.run(
+        [sys.executable, "-c", PULL_AND_MEASURE, f"{registry.host}/big/pull:v1", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["digest"] == digest
+    assert out.stat().st_size > 300 * MiB
+    assert report["peak_rss_kib"] * 1024 < 100 * MiB, report
+    assert validate_docker_tar(out)

@@ -10,7 +10,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from registryv2 import NotFoundError, RegistryClient, RegistryError, UnsupportedError
+from registryv2 import (
+    BlobInfo,
+    DigestMismatchError,
+    NotFoundError,
+    RegistryClient,
+    RegistryError,
+    UnsupportedError,
+)
 from registryv2.manifest import sha256_digest
 
 from .archives import SampleImage, layer_tar, write_legacy
@@ -249,3 +256,48 @@ def test_a_manifest_fetched_by_digest_must_hash_to_it() -> None:
     )
     with client() as c, pytest.raises(RegistryError, match="bytes with digest"):
         c.get_manifest("app", digest)
+
+
+LAYER = b"0123456789" * 1000
+LAYER_INFO = BlobInfo(sha256_digest(LAYER), len(LAYER), "application/octet-stream")
+LAYER_URL = f"{BASE}/v2/app/blobs/{LAYER_INFO.digest}"
+
+
+@responses.activate
+def test_a_resumed_download_must_start_where_it_was_asked() -> None:
+    # The first answer promises the whole blob and stops short; the second answers the Range
+    # request with bytes from another offset.
+    responses.get(LAYER_URL, body=LAYER[:4000], headers={"Content-Length": str(len(LAYER))})
+    responses.get(
+        LAYER_URL,
+        status=206,
+        body=LAYER[3000:],
+        headers={"Content-Range": f"bytes 3000-{len(LAYER) - 1}/{len(LAYER)}"},
+    )
+    with client() as c, c.open_blob("app", LAYER_INFO) as reader:
+        assert reader.read(4000) == LAYER[:4000]
+        with pytest.raises(RegistryError, match="asked for bytes from 4000, the registry sent"):
+            reader.read()
+    assert responses.calls[1].request.headers["Range"] == "bytes=4000-"
+
+
+@responses.activate
+def test_a_resumed_download_continues_with_the_right_range() -> None:
+    responses.get(LAYER_URL, body=LAYER[:4000], headers={"Content-Length": str(len(LAYER))})
+    responses.get(
+        LAYER_URL,
+        status=206,
+        body=LAYER[4000:],
+        headers={"Content-Range": f"bytes 4000-{len(LAYER) - 1}/{len(LAYER)}"},
+    )
+    with client() as c, c.open_blob("app", LAYER_INFO) as reader:
+        assert reader.read() + reader.read() == LAYER
+        assert reader.read() == b""
+
+
+@responses.activate
+def test_a_blob_of_another_size_than_its_descriptor_is_refused_at_once() -> None:
+    responses.get(LAYER_URL, body=LAYER + b"more", headers={"Content-Length": "10004"})
+    mismatch = pytest.raises(DigestMismatchError, match="sends 10004 bytes, the manifest says")
+    with client() as c, c.open_blob("app", LAYER_INFO) as reader, mismatch:
+        reader.read(10)
