@@ -37,16 +37,23 @@ for repository in list_repositories(sys.argv[1]):
     print(repository, list_tags(sys.argv[1], repository))
 PY
 
-echo "== pull back (with skopeo, an independent client) and run it"
-skopeo --insecure-policy copy -q --src-tls-verify=false \
-    "docker://$registry/tools/busybox:1.0" "docker-archive:demo/pulled.tar:tools/busybox:1.0"
+echo "== pull back into an archive"
+$rv2 pull "$registry/tools/busybox:1.0" -o demo/pulled.tar
 $py - demo/pulled.tar "$digest" <<'PY'
 import sys
 from registryv2 import inspect_docker_tar
 info = inspect_docker_tar(sys.argv[1])
+assert info.manifest_digest == sys.argv[2], (info.manifest_digest, sys.argv[2])
 print(f"{sys.argv[1]}: {info.tags[0]}, {info.os}/{info.architecture}, "
-      f"{len(info.layers)} layer(s), {info.size} bytes, config {info.config_digest[:19]}")
+      f"{len(info.layers)} layer(s), {info.size} bytes, manifest {info.manifest_digest[:19]}")
 PY
+
+echo "== skopeo, an independent client, reads the pulled archive"
+rm -rf demo/checked
+skopeo --insecure-policy copy -q docker-archive:demo/pulled.tar dir:demo/checked
+echo "ok: $(ls demo/checked | wc -l) files, every blob checked"
+
+echo "== run what came back"
 mkdir -p demo/pulled && tar -xf demo/pulled.tar -C demo/pulled
 layer=$($py -c "import json; print(json.load(open('demo/pulled/manifest.json'))[0]['Layers'][0])")
 mkdir -p demo/pulled/rootfs && tar -xf "demo/pulled/$layer" -C demo/pulled/rootfs
