@@ -43,6 +43,11 @@ def _platform(platform: str | Platform | None) -> Platform | None:
     return parse_platform(platform) if isinstance(platform, str) else platform
 
 
+def _name(repository: str, reference: str) -> str:
+    """``repository:tag`` or ``repository@digest``, for messages and tags."""
+    return f"{repository}{'@' if is_digest(reference) else ':'}{reference}"
+
+
 def _split(reference: str) -> tuple[str, str]:
     """``repository:tag`` or ``repository@digest`` -> (repository, tag or digest)."""
     ref = Reference.parse(reference)
@@ -198,7 +203,7 @@ class RegistryClient:
     ) -> tuple[requests.Response, str]:
         """GET or HEAD a manifest, accepting every kind; the response and its description."""
         _check_repository(repository)
-        what = f"manifest {repository}{'@' if is_digest(reference) else ':'}{reference}"
+        what = f"manifest {_name(repository, reference)}"
         response = self.transport.request(
             method,
             f"/v2/{repository}/manifests/{reference}",
@@ -276,24 +281,22 @@ class RegistryClient:
     ) -> ImageInspect:
         """Manifest and config of an image: architecture, os, created, layers, labels, env...
 
-        For an index, the entry for ``platform`` (``"linux/arm64"``; default: this machine's).
+        For an index, the entry for ``platform`` (``"linux/arm64"``; default: this machine's);
+        a single-platform image asked for with another ``platform`` is refused.
 
         Example:
             >>> info = client.get_image_info("team/app", "v1")  # doctest: +SKIP
             >>> info.os, info.architecture, info.size  # doctest: +SKIP
             ('linux', 'amd64', 3146752)
         """
-        info = self.image(repository, reference, platform, check_platform=False).inspect()
-        name = f"{repository}{'@' if is_digest(reference) else ':'}{reference}"
-        return dataclasses.replace(info, tags=(name,))
+        info = self.image(repository, reference, platform).inspect()
+        return dataclasses.replace(info, tags=(_name(repository, reference),))
 
     def image(
         self,
         repository: str,
         reference: str,
         platform: str | Platform | None = None,
-        *,
-        check_platform: bool = True,
     ) -> Image:
         """An image of the registry: manifest and config read now, layers streamed when opened.
 
@@ -306,7 +309,7 @@ class RegistryClient:
             'arm64'
         """
         manifest = self._image_manifest(repository, reference, platform)
-        name = f"{repository}{'@' if is_digest(reference) else ':'}{reference}"
+        name = _name(repository, reference)
         if manifest.config is None:
             raise RegistryError(f"{name}: manifest names no config")
         config = self.get_blob_bytes(repository, manifest.config.digest)
@@ -327,19 +330,8 @@ class RegistryClient:
         except ValidationError as e:
             raise RegistryError(f"{name}: {e}") from None
         wanted = _platform(platform)
-        if (
-            check_platform
-            and wanted
-            and (found.os, found.architecture)
-            != (
-                wanted.os,
-                wanted.architecture,
-            )
-        ):
-            raise ValidationError(
-                f"{name} is for {found.os}/{found.architecture}, not {wanted} "
-                "(it is a single-platform image)"
-            )
+        if wanted and (found.os, found.architecture) != (wanted.os, wanted.architecture):
+            raise ValidationError(f"{name} is for {found.os}/{found.architecture}, not {wanted}")
         return image
 
     def pull(

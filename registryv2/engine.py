@@ -123,17 +123,21 @@ class TransferEngine:
     def _run(self, jobs: Sequence[Callable[[threading.Event], BlobResult]]) -> list[BlobResult]:
         """Run every job on the pool; their results in order, or the first real error.
 
-        When one job fails the others see ``cancel`` set and stop at their next chunk.
+        When one job fails the others see ``cancel`` set and stop at their next chunk. Whatever
+        ends the wait (a failed job, Ctrl-C), no job outlives this call: callers may then
+        release what the jobs write to.
         """
         cancel = threading.Event()
         pool = self._executor()
         futures: list[Future[BlobResult]] = [pool.submit(job, cancel) for job in jobs]
-        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        if pending:
-            cancel.set()
-            for f in pending:
-                f.cancel()
-            wait(pending)
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:
+            if not all(f.done() for f in futures):
+                cancel.set()
+                for f in futures:
+                    f.cancel()
+                wait(futures)
         errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
         real = [e for e in errors if not isinstance(e, _Cancelled)]
         if real:

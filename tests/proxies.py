@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -33,6 +34,7 @@ class FaultyProxy:
         self.upstream = upstream
         self.requests: list[Seen] = []
         self.ignore_range = False
+        self.throttle = 0.0  # seconds to wait after each 64 KiB of a blob's body
         self._cuts: dict[str, list[int]] = {}
         self._lock = threading.Lock()
         proxy = self
@@ -100,6 +102,11 @@ class FaultyProxy:
             handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         if handler.command == "HEAD":
+            return
+        if self.throttle and "/blobs/" in handler.path:
+            for start in range(0, len(data), 65536):
+                handler.wfile.write(data[start : start + 65536])
+                time.sleep(self.throttle)
             return
         if cut is None:
             handler.wfile.write(data)

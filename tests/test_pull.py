@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -254,3 +258,28 @@ def test_output_path_problems_are_named(
         pull_docker_tar(tmp_path / "no" / "out.tar", registry.url, repo, "v1")
     with pytest.raises(ValidationError, match="name the registry"):
         pull(f"{repo}:v1", tmp_path / "out.tar")
+
+
+def test_ctrl_c_during_a_pull_leaves_no_file(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    big = layer_tar({"big.bin": os.urandom(2 * 1024 * 1024)})
+    image = SampleImage(layers=[big], tags=["app:v1"])
+    push_docker_tar(write_legacy(tmp_path / "src.tar", [image]), registry.url, repo, "v1")
+    out = tmp_path / "out"
+    out.mkdir()
+    with FaultyProxy(registry.host) as proxy:
+        proxy.throttle = 0.05  # about 40 s for the layer
+        command = [sys.executable, "-m", "registryv2", "pull", f"{proxy.host}/{repo}:v1"]
+        process = subprocess.Popen(
+            [*command, "-o", str(out / "app.tar")], stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        while not proxy.blob_gets(sha256(big)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(out.iterdir()), "the pull should have begun its temporary file"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert stderr.strip() == "registryv2: interrupted"
+    assert list(out.iterdir()) == []
