@@ -41,7 +41,6 @@ class BlobReader(io.RawIOBase):
         self.transport = transport
         self.repository = repository
         self.info = info
-        self.resumed = 0  # how many times the stream was asked for again
         self._what = f"blob {info.digest} of {repository}"
         self._pos = 0
         self._response: requests.Response | None = None
@@ -105,7 +104,6 @@ class BlobReader(io.RawIOBase):
                 f"{self._what}: download broke off at byte {self._pos} of {self.info.size} "
                 f"{self._stalled} times in a row ({reason})"
             )
-        self.resumed += 1
 
     def _stream(self) -> urllib3.BaseHTTPResponse:
         if self._response is None:
