@@ -12,15 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
-import sys
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.common import print_header, require_tools, time_rounds
 from registryv2 import BlobInfo, RegistryClient
 from registryv2.manifest import DOCKER_LAYER, build_manifest
 from registryv2.manifest import DOCKER_MANIFEST as MANIFEST
@@ -46,6 +44,10 @@ def push_skopeo(tar: Path, server: RegistryServer) -> None:
         ],
         check=True,
     )
+
+
+def push_curl(script: Path, server: RegistryServer) -> None:
+    subprocess.run(["bash", str(script), server.url], check=True)
 
 
 def curl_script(tar: Path, work: Path) -> Path:
@@ -91,9 +93,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    for tool in ("docker-registry", "skopeo", "curl"):
-        if shutil.which(tool) is None:
-            sys.exit(f"bench: {tool} is not installed (bash .ci/setup installs it)")
+    require_tools("docker-registry", "skopeo", "curl")
 
     with tempfile.TemporaryDirectory(prefix="registryv2-bench-") as tmp:
         work = Path(tmp)
@@ -104,24 +104,24 @@ def main() -> None:
         tools: dict[str, Callable[[RegistryServer], None]] = {
             "registryv2": lambda s: push_registryv2(tar, s),
             "skopeo": lambda s: push_skopeo(tar, s),
-            "curl": lambda s: subprocess.run(["bash", str(script), s.url], check=True),
+            "curl": lambda s: push_curl(script, s),
         }
         size = tar.stat().st_size
-        print(f"archive: {size / 1e6:.0f} MB, {args.layers} layers, {args.rounds} rounds each")
-        print(f"{'tool':<12}{'median s':>10}{'min s':>10}{'MB/s':>10}")
+        print_header("archive", size, args.layers, args.rounds)
+        servers: dict[int, RegistryServer] = {}
         for name, push in tools.items():
-            times = []
-            for n in range(args.rounds):
-                server = RegistryServer(work / f"reg-{name}-{n}")
-                try:
-                    start = time.perf_counter()
-                    push(server)
-                    times.append(time.perf_counter() - start)
-                finally:
-                    server.stop()
-                    shutil.rmtree(work / f"reg-{name}-{n}", ignore_errors=True)
-            median = statistics.median(times)
-            print(f"{name:<12}{median:>10.2f}{min(times):>10.2f}{size / 1e6 / median:>10.0f}")
+
+            def start(n: int, name: str = name) -> None:
+                servers[n] = RegistryServer(work / f"reg-{name}-{n}")
+
+            def stop(n: int, name: str = name) -> None:
+                servers.pop(n).stop()
+                shutil.rmtree(work / f"reg-{name}-{n}", ignore_errors=True)
+
+            def run(n: int, push: Callable[[RegistryServer], None] = push) -> None:
+                push(servers[n])
+
+            time_rounds(name, size, args.rounds, run, start, stop)
 
 
 if __name__ == "__main__":
