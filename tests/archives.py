@@ -129,7 +129,8 @@ def write_legacy(path: Path, images: list[SampleImage], *, compress: bool = Fals
     """Docker < 25: manifest.json, repositories, <id>/layer.tar, <config-hex>.json."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
-        entries, repositories = [], {}
+        entries: list[dict[str, object]] = []
+        repositories: dict[str, dict[str, str]] = {}
         for image in images:
             config = image.config()
             config_name = sha256(config)[7:] + ".json"
@@ -164,7 +165,8 @@ def write_docker25(
     """Docker 25+: an OCI image layout plus manifest.json pointing into blobs/."""
     with tarfile.open(path, mode="w") as tar:
         written: set[str] = set()
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+        manifests: list[dict[str, object]] = []
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
         entries = []
 
         def blob(data: bytes) -> str:
@@ -179,14 +181,15 @@ def write_docker25(
             layer_names = [blob(x) for x in image.stored_layers()]
             manifest = image.oci_manifest()
             blob(manifest)
-            for t in image.tags or [None]:
+            tags: list[str | None] = [*image.tags] or [None]
+            for t in tags:
                 annotations = {}
                 if t:
                     annotations = {
                         "io.containerd.image.name": t,
                         "org.opencontainers.image.ref.name": t.rsplit(":", 1)[1],
                     }
-                index["manifests"].append(
+                manifests.append(
                     {
                         "mediaType": OCI_MANIFEST,
                         "digest": sha256(manifest),

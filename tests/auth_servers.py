@@ -11,6 +11,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
@@ -163,7 +164,7 @@ class TokenServer:
             }
         }
 
-    def authenticate(self, header: str | None) -> str | bool | None:
+    def authenticate(self, header: str | None) -> str | Literal[False] | None:
         """The user name, None for anonymous, False for wrong credentials."""
         if not header:
             return None

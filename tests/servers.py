@@ -112,7 +112,7 @@ def skopeo_to_dir(source: str, dest: Path, *options: str) -> dict[str, Any]:
         assert "sha256:" + hashlib.sha256(data).hexdigest() == desc["digest"]
     manifest["digest"] = "sha256:" + hashlib.sha256(raw).hexdigest()
     manifest["config"]["parsed"] = json.loads((dest / manifest["config"]["digest"][7:]).read_text())
-    return manifest
+    return dict(manifest)
 
 
 def skopeo_pull_dir(reference: str, dest: Path) -> dict[str, Any]:

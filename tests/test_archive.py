@@ -6,7 +6,9 @@ import io
 import json
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -23,7 +25,7 @@ from registryv2.manifest import (
 from .archives import sha256, simple_image, write_docker25, write_legacy
 
 
-def read_all(blob_open) -> bytes:  # type: ignore[no-untyped-def]
+def read_all(blob_open: Callable[[], BinaryIO]) -> bytes:
     with blob_open() as f:
         return f.read()
 

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,7 +160,7 @@ def test_untrusted_certificate_is_refused_unless_told_otherwise(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    creds = {"username": "alice", "password": USERS["alice"]}
+    creds: dict[str, Any] = {"username": "alice", "password": USERS["alice"]}
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     with (
         RegistryClient(tls_registry.host, **creds) as client,
@@ -271,8 +272,8 @@ def test_login_saves_what_docker_and_skopeo_read_and_logout_removes_it(
     )
     assert json.loads(out)["Digest"] == pushed.stdout.strip()
 
-    out = cli("logout", host)
-    assert out.returncode == 0 and f"Removed credentials for {host}" in out.stdout
+    done = cli("logout", host)
+    assert done.returncode == 0 and f"Removed credentials for {host}" in done.stdout
     assert json.loads(config.read_text())["auths"] == {}
     again = cli("push", str(tar), f"{host}/login/app:v2", "--ca-cert", ca_cert)
     assert again.returncode == 1 and "needs credentials" in again.stderr

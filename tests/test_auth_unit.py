@@ -8,6 +8,7 @@ import os
 import re
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import responses
@@ -62,7 +63,7 @@ def test_config_keys_match_hosts_as_docker_does(key: str, host: str) -> None:
     assert config_host(key) == host
 
 
-def write_config(tmp_path: Path, doc: dict) -> Path:
+def write_config(tmp_path: Path, doc: dict[str, Any]) -> Path:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(doc))
     return path
@@ -159,7 +160,7 @@ def test_authorization_is_not_sent_to_another_host_on_redirect() -> None:
     storage = responses.get(re.compile(r"https://storage\.test/obj.*"), body=config)
     with RegistryClient("https://registry.test", username="u", password="p") as client:
         assert client.get_blob_bytes("app", digest) == config
-    registry_calls = [c for c in responses.calls if "registry.test" in c.request.url]
+    registry_calls = [c for c in responses.calls if "registry.test" in str(c.request.url)]
     assert registry_calls[-1].request.headers["Authorization"].startswith("Basic ")
     assert storage.call_count == 1
     assert "Authorization" not in storage.calls[0].request.headers

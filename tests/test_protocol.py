@@ -159,9 +159,11 @@ def test_a_manifest_digest_the_registry_disagrees_with_is_an_error() -> None:
         c.put_manifest("app", "v1", b"{}", "application/vnd.oci.image.manifest.v1+json")
 
 
-def _pages(pages: list[tuple[list[str], dict[str, str]]], key: str, path: str) -> list[dict]:
+def _pages(
+    pages: list[tuple[list[str], dict[str, str]]], key: str, path: str
+) -> list[dict[str, list[str]]]:
     """Serve ``pages`` in order at ``path`` (any query); returns the requests seen."""
-    seen: list[dict] = []
+    seen: list[dict[str, list[str]]] = []
 
     def serve(request):  # type: ignore[no-untyped-def]
         seen.append(dict(parse_qs(urlsplit(request.url).query)))

@@ -10,6 +10,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,7 @@ def skopeo_pushes(registry: RegistryServer, image: SampleImage, target: str, tmp
         return client.resolve_digest(repository, tag)
 
 
-def read_back(archive: Path, tmp: Path, name: str = "") -> dict:
+def read_back(archive: Path, tmp: Path, name: str = "") -> dict[str, Any]:
     """The archive read by skopeo as a docker archive, every blob checked."""
     return skopeo_to_dir(f"docker-archive:{archive}{name}", tmp / f"read-{os.urandom(4).hex()}")
 

@@ -7,6 +7,7 @@ import json
 import os
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -38,7 +39,7 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 
-def assert_same_image(pulled: dict, image: SampleImage) -> None:
+def assert_same_image(pulled: dict[str, Any], image: SampleImage) -> None:
     """The pulled manifest names exactly the test image's config and stored layers."""
     config = image.config()
     assert pulled["config"]["digest"] == sha256(config)
