@@ -229,25 +229,24 @@ class RegistryClient:
             raise RegistryError(f"{what}: the registry sent bytes with digest {info.digest}")
         return info
 
-    def get_blob_bytes(self, repository: str, digest: str, limit: int = 16 * 1024 * 1024) -> bytes:
+    def get_blob_bytes(
+        self, repository: str, info: BlobInfo, limit: int = 16 * 1024 * 1024
+    ) -> bytes:
         """Fetch a small blob (an image config) whole, checking its digest.
 
         Example:
-            >>> client.get_blob_bytes("team/app", manifest.config.digest)  # doctest: +SKIP
+            >>> client.get_blob_bytes("team/app", manifest.config)  # doctest: +SKIP
             b'{"architecture":"amd64",...}'
         """
-        what = f"blob {digest} of {repository}"
-        response = self.transport.request(
-            "GET", f"/v2/{repository}/blobs/{digest}", what=what, stream=True
-        )
-        with response:
-            raw = response.raw.read(limit + 1, decode_content=False)
-        if len(raw) > limit:
+        what = f"blob {info.digest} of {repository}"
+        if info.size > limit:
             raise RegistryError(f"{what}: larger than {limit} bytes, not a config")
+        with self.open_blob(repository, info) as reader:
+            raw = reader.read()
         received = sha256_digest(raw)
-        if received != digest:
+        if received != info.digest:
             raise DigestMismatchError(f"{what}: the registry sent bytes with digest {received}")
-        return bytes(raw)
+        return raw
 
     def open_blob(self, repository: str, info: BlobInfo) -> BinaryIO:
         """Stream a blob's bytes; a broken connection is resumed with a ``Range`` request.
@@ -267,7 +266,7 @@ class RegistryClient:
         manifest = self.get_manifest(repository, reference)
         if manifest.is_index:
             entry = select_platform(
-                manifest, _platform(platform) or host_platform(), f"{repository}:{reference}"
+                manifest, _platform(platform) or host_platform(), _name(repository, reference)
             )
             manifest = self.get_manifest(repository, entry.digest)
             if manifest.is_index:
@@ -312,7 +311,7 @@ class RegistryClient:
         name = _name(repository, reference)
         if manifest.config is None:
             raise RegistryError(f"{name}: manifest names no config")
-        config = self.get_blob_bytes(repository, manifest.config.digest)
+        config = self.get_blob_bytes(repository, manifest.config)
         image = Image(
             config=Blob(manifest.config, functools.partial(io.BytesIO, config)),
             layers=tuple(

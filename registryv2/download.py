@@ -18,7 +18,7 @@ import urllib3
 
 from .exceptions import DigestMismatchError, RegistryError
 from .models import BlobInfo
-from .transport import Transport
+from .transport import Transport, blob_url_path
 
 # Attempts in a row that bring no new byte before the download is given up.
 MAX_STALLED_ATTEMPTS = 5
@@ -116,7 +116,7 @@ class BlobReader(io.RawIOBase):
             try:
                 response = self.transport.request(
                     "GET",
-                    f"/v2/{self.repository}/blobs/{self.info.digest}",
+                    blob_url_path(self.repository, self.info.digest),
                     what=self._what,
                     expect=(200, 206),
                     headers=headers,

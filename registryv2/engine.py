@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from .exceptions import DigestMismatchError, RegistryError, RegistryV2Error
 from .image import Blob
 from .models import BlobAction, BlobResult
-from .transport import Transport
+from .transport import Transport, blob_url_path
 
 OCTET_STREAM = {"Content-Type": "application/octet-stream"}
 _COPY_BUFFER = 1024 * 1024
@@ -166,11 +166,11 @@ class TransferEngine:
         Example:
             >>> engine.download_blobs([("team/app", layer)], open_slot)  # doctest: +SKIP
         """
-        unique = {blob.digest: (source, blob) for source, blob in reversed(sources)}
+        unique = {blob.digest: (source, blob) for source, blob in sources}.values()
         return self._run(
             [
                 functools.partial(self._download_one, source, blob, open_target)
-                for source, blob in reversed(unique.values())
+                for source, blob in unique
             ]
         )
 
@@ -196,14 +196,11 @@ class TransferEngine:
         self._emit(TransferEvent("done", source, blob.digest, blob.size, done, "downloaded"))
         return BlobResult(blob.digest, blob.size, "downloaded", done)
 
-    def _blob_path(self, repository: str, digest: str) -> str:
-        return f"/v2/{repository}/blobs/{digest}"
-
     def has_blob(self, repository: str, digest: str) -> bool:
         """Ask the registry whether ``repository`` holds ``digest``."""
         response = self.transport.request(
             "HEAD",
-            self._blob_path(repository, digest),
+            blob_url_path(repository, digest),
             what=f"checking blob {digest} in {repository}",
             expect=(200, 404),
         )

@@ -62,6 +62,16 @@ def split_registry_url(url: str) -> tuple[str | None, str]:
     return scheme, text
 
 
+def blob_url_path(repository: str, digest: str) -> str:
+    """The API path of a blob in a repository.
+
+    Example:
+        >>> blob_url_path("team/app", "sha256:abc")
+        '/v2/team/app/blobs/sha256:abc'
+    """
+    return f"/v2/{repository}/blobs/{digest}"
+
+
 def is_loopback(host_port: str) -> bool:
     """Tell whether ``host[:port]`` names this machine (localhost, 127.0.0.0/8, ::1).
 

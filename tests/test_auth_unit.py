@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import responses
 
-from registryv2 import AuthenticationError, RegistryClient
+from registryv2 import AuthenticationError, BlobInfo, RegistryClient
 from registryv2.auth import parse_challenges, scopes_for
 from registryv2.credentials import Credentials, config_host, load_docker_credentials
 from registryv2.manifest import sha256_digest
@@ -159,7 +159,8 @@ def test_authorization_is_not_sent_to_another_host_on_redirect() -> None:
     responses.get(blob, status=307, headers={"Location": "https://storage.test/obj?sig=1"})
     storage = responses.get(re.compile(r"https://storage\.test/obj.*"), body=config)
     with RegistryClient("https://registry.test", username="u", password="p") as client:
-        assert client.get_blob_bytes("app", digest) == config
+        info = BlobInfo(digest, len(config), "application/vnd.oci.image.config.v1+json")
+        assert client.get_blob_bytes("app", info) == config
     registry_calls = [c for c in responses.calls if "registry.test" in str(c.request.url)]
     assert registry_calls[-1].request.headers["Authorization"].startswith("Basic ")
     assert storage.call_count == 1
