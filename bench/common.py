@@ -1,12 +1,33 @@
-"""What the benchmarks share: checking the tools are there, timing rounds, printing the table."""
+"""What the benchmarks share: options, the image, the tools, timing rounds, the table."""
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+from tests.archives import write_big_legacy
+
+
+def options(description: str) -> argparse.Namespace:
+    """Parse ``--size-mb``, ``--layers`` and ``--rounds``, after checking the tools are there."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size-mb", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    require_tools("docker-registry", "skopeo", "curl")
+    return args
+
+
+def bench_archive(work: Path, args: argparse.Namespace) -> Path:
+    """An archive of ``bench/app:v1`` with ``--layers`` random layers of ``--size-mb`` in all."""
+    per_layer = args.size_mb * 1024 * 1024 // args.layers
+    return write_big_legacy(work / "app.tar", "bench/app:v1", [per_layer] * args.layers)
 
 
 def require_tools(*tools: str) -> None:

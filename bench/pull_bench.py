@@ -9,16 +9,14 @@ no archive around them.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import print_header, require_tools, time_rounds
+from bench.common import bench_archive, options, print_header, time_rounds
 from registryv2 import RegistryClient
-from tests.archives import write_big_legacy
 from tests.servers import RegistryServer
 
 
@@ -60,17 +58,11 @@ def curl_script(server: RegistryServer, work: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    require_tools("docker-registry", "skopeo", "curl")
+    args = options(__doc__.splitlines()[0])
 
     with tempfile.TemporaryDirectory(prefix="registryv2-bench-") as tmp:
         work = Path(tmp)
-        per_layer = args.size_mb * 1024 * 1024 // args.layers
-        tar = write_big_legacy(work / "app.tar", "bench/app:v1", [per_layer] * args.layers)
+        tar = bench_archive(work, args)
         size = tar.stat().st_size
         server = RegistryServer(work / "registry")
         try:

@@ -9,7 +9,6 @@ there. curl is the floor: one monolithic PUT per blob from layer files extracted
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -18,11 +17,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import print_header, require_tools, time_rounds
+from bench.common import bench_archive, options, print_header, time_rounds
 from registryv2 import BlobInfo, RegistryClient
 from registryv2.manifest import DOCKER_LAYER, build_manifest
 from registryv2.manifest import DOCKER_MANIFEST as MANIFEST
-from tests.archives import file_digest, write_big_legacy
+from tests.archives import file_digest
 from tests.servers import RegistryServer
 
 
@@ -88,17 +87,11 @@ def curl_script(tar: Path, work: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    require_tools("docker-registry", "skopeo", "curl")
+    args = options(__doc__.splitlines()[0])
 
     with tempfile.TemporaryDirectory(prefix="registryv2-bench-") as tmp:
         work = Path(tmp)
-        per_layer = args.size_mb * 1024 * 1024 // args.layers
-        tar = write_big_legacy(work / "app.tar", "bench/app:v1", [per_layer] * args.layers)
+        tar = bench_archive(work, args)
         (work / "curl").mkdir()
         script = curl_script(tar, work / "curl")
         tools: dict[str, Callable[[RegistryServer], None]] = {

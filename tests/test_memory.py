@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,20 @@ PUSH_AND_MEASURE = textwrap.dedent(
 )
 
 
+def measure(script: str, *args: str) -> dict[str, Any]:
+    """Run ``script`` in a fresh interpreter; the JSON report it prints."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
 @pytest.mark.parametrize("compressed", [False, True], ids=["tar", "tar.gz"])
 def test_pushing_300_mb_stays_under_100_mb_rss(
     registry: RegistryServer, tmp_path: Path, compressed: bool
@@ -47,15 +62,7 @@ def test_pushing_300_mb_stays_under_100_mb_rss(
         tar = tar.with_suffix(".tar.gz")
     assert tar.stat().st_size > 300 * MiB
     repo = f"big/{'gz' if compressed else 'plain'}"
-    done = subprocess.run(
-        [sys.executable, "-c", PUSH_AND_MEASURE, registry.url, str(tar), repo, "v1"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = measure(PUSH_AND_MEASURE, registry.url, str(tar), repo, "v1")
     assert report["uploaded"] > 300 * MiB
     assert report["peak_rss_kib"] * 1024 < 100 * MiB, report
     # And what went up is a whole, pullable image.
@@ -82,15 +89,7 @@ def test_pulling_300_mb_stays_under_100_mb_rss(registry: RegistryServer, tmp_pat
     digest = push_docker_tar(tar, registry.url, "big/pull", "v1")
     tar.unlink()
     out = tmp_path / "pulled.tar"
-    done = subprocess.run(
-        [sys.executable, "-c", PULL_AND_MEASURE, f"{registry.host}/big/pull:v1", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = measure(PULL_AND_MEASURE, f"{registry.host}/big/pull:v1", str(out))
     assert report["digest"] == digest
     assert out.stat().st_size > 300 * MiB
     assert report["peak_rss_kib"] * 1024 < 100 * MiB, report

@@ -265,17 +265,21 @@ LAYER_INFO = BlobInfo(sha256_digest(LAYER), len(LAYER), "application/octet-strea
 LAYER_URL = f"{BASE}/v2/app/blobs/{LAYER_INFO.digest}"
 
 
-@responses.activate
-def test_a_resumed_download_must_start_where_it_was_asked() -> None:
-    # The first answer promises the whole blob and stops short; the second answers the Range
-    # request with bytes from another offset.
+def cut_at_4000_then_from(offset: int) -> None:
+    """The first answer promises the whole layer and stops after 4000 bytes; the second
+    answers the Range request with the layer from ``offset``."""
     responses.get(LAYER_URL, body=LAYER[:4000], headers={"Content-Length": str(len(LAYER))})
     responses.get(
         LAYER_URL,
         status=206,
-        body=LAYER[3000:],
-        headers={"Content-Range": f"bytes 3000-{len(LAYER) - 1}/{len(LAYER)}"},
+        body=LAYER[offset:],
+        headers={"Content-Range": f"bytes {offset}-{len(LAYER) - 1}/{len(LAYER)}"},
     )
+
+
+@responses.activate
+def test_a_resumed_download_must_start_where_it_was_asked() -> None:
+    cut_at_4000_then_from(3000)
     with client() as c, c.open_blob("app", LAYER_INFO) as reader:
         assert reader.read(4000) == LAYER[:4000]
         with pytest.raises(RegistryError, match="asked for bytes from 4000, the registry sent"):
@@ -285,13 +289,7 @@ def test_a_resumed_download_must_start_where_it_was_asked() -> None:
 
 @responses.activate
 def test_a_resumed_download_continues_with_the_right_range() -> None:
-    responses.get(LAYER_URL, body=LAYER[:4000], headers={"Content-Length": str(len(LAYER))})
-    responses.get(
-        LAYER_URL,
-        status=206,
-        body=LAYER[4000:],
-        headers={"Content-Range": f"bytes 4000-{len(LAYER) - 1}/{len(LAYER)}"},
-    )
+    cut_at_4000_then_from(4000)
     with client() as c, c.open_blob("app", LAYER_INFO) as reader:
         assert reader.read() + reader.read() == LAYER
         assert reader.read() == b""

@@ -65,6 +65,17 @@ def members(archive: Path) -> dict[str, bytes]:
         }
 
 
+def push_v1(registry: RegistryServer, repo: str, tmp: Path, image: SampleImage) -> str:
+    """Push ``image`` as ``repo:v1`` with registryv2, from a legacy archive; its digest."""
+    return push_docker_tar(write_legacy(tmp / "src.tar", [image]), registry.url, repo, "v1")
+
+
+def big_layer_image(mib: int, *more: bytes) -> tuple[SampleImage, bytes]:
+    """An image whose first layer holds ``mib`` MiB of random bytes, then ``more`` layers."""
+    big = layer_tar({"big.bin": os.urandom(mib * 1024 * 1024)})
+    return SampleImage(layers=[big, *more], tags=["app:v1"]), big
+
+
 def test_skopeo_pushed_gzip_image_pulls_and_pushes_back_to_the_same_digest(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
@@ -95,7 +106,7 @@ def test_registryv2_pushed_image_pulls_and_pushes_back_to_the_same_digest(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
     image = simple_image(n_layers=3)
-    digest = push_docker_tar(write_legacy(tmp_path / "src.tar", [image]), registry.url, repo, "v1")
+    digest = push_v1(registry, repo, tmp_path, image)
     out = tmp_path / "pulled.tar"
     assert pull_docker_tar(out, registry.url, repo, "v1") == digest
     read = read_back(out, tmp_path)
@@ -121,7 +132,7 @@ def test_pulling_twice_gives_the_same_bytes(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
     image = simple_image()
-    push_docker_tar(write_legacy(tmp_path / "src.tar", [image]), registry.url, repo, "v1")
+    push_v1(registry, repo, tmp_path, image)
     pull_docker_tar(tmp_path / "a.tar", registry.url, repo, "v1")
     pull_docker_tar(tmp_path / "b.tar", registry.url, repo, "v1")
     assert file_digest(tmp_path / "a.tar") == file_digest(tmp_path / "b.tar")
@@ -185,9 +196,8 @@ def test_multi_platform_index_pulls_the_platform_asked_for(
 def test_a_download_cut_in_the_middle_resumes_with_range(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
-    big = layer_tar({"big.bin": os.urandom(3 * 1024 * 1024)})
-    image = SampleImage(layers=[big, layer_tar({"small": b"x"})], tags=["app:v1"])
-    push_docker_tar(write_legacy(tmp_path / "src.tar", [image]), registry.url, repo, "v1")
+    image, big = big_layer_image(3, layer_tar({"small": b"x"}))
+    push_v1(registry, repo, tmp_path, image)
     with FaultyProxy(registry.host) as proxy:
         proxy.cut(sha256(big), after=1_000_000, times=2)
         out = tmp_path / "pulled.tar"
@@ -202,9 +212,8 @@ def test_a_download_cut_in_the_middle_resumes_with_range(
 def test_a_server_that_ignores_range_is_followed_by_skipping(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
-    big = layer_tar({"big.bin": os.urandom(2 * 1024 * 1024)})
-    image = SampleImage(layers=[big], tags=["app:v1"])
-    push_docker_tar(write_legacy(tmp_path / "src.tar", [image]), registry.url, repo, "v1")
+    image, big = big_layer_image(2)
+    push_v1(registry, repo, tmp_path, image)
     with FaultyProxy(registry.host) as proxy:
         proxy.ignore_range = True
         proxy.cut(sha256(big), after=700_000)
@@ -218,7 +227,7 @@ def test_a_download_that_never_progresses_gives_up_and_leaves_nothing(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
     image = simple_image()
-    push_docker_tar(write_legacy(tmp_path / "src.tar", [image]), registry.url, repo, "v1")
+    push_v1(registry, repo, tmp_path, image)
     layer = sha256(image.layers[0])
     with FaultyProxy(registry.host) as proxy:
         proxy.cut(layer, after=100, times=2)
@@ -232,7 +241,7 @@ def test_a_corrupted_blob_is_refused_and_the_old_file_stays(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
     image = simple_image()
-    push_docker_tar(write_legacy(tmp_path / "src.tar", [image]), registry.url, repo, "v1")
+    push_v1(registry, repo, tmp_path, image)
     layer = sha256(image.layers[1])
     # Corrupt the blob inside the registry's own storage: it serves whatever the disk holds.
     stored = (
@@ -252,7 +261,7 @@ def test_a_corrupted_blob_is_refused_and_the_old_file_stays(
 def test_output_path_problems_are_named(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
-    push_docker_tar(write_legacy(tmp_path / "src.tar", [simple_image()]), registry.url, repo, "v1")
+    push_v1(registry, repo, tmp_path, simple_image())
     with pytest.raises(ValidationError, match="is a directory"):
         pull_docker_tar(tmp_path, registry.url, repo, "v1")
     with pytest.raises(ValidationError, match="does not exist"):
@@ -264,9 +273,8 @@ def test_output_path_problems_are_named(
 def test_ctrl_c_during_a_pull_leaves_no_file(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
-    big = layer_tar({"big.bin": os.urandom(2 * 1024 * 1024)})
-    image = SampleImage(layers=[big], tags=["app:v1"])
-    push_docker_tar(write_legacy(tmp_path / "src.tar", [image]), registry.url, repo, "v1")
+    image, big = big_layer_image(2)
+    push_v1(registry, repo, tmp_path, image)
     out = tmp_path / "out"
     out.mkdir()
     with FaultyProxy(registry.host) as proxy:

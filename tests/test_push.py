@@ -49,14 +49,23 @@ def assert_same_image(pulled: dict[str, Any], image: SampleImage) -> None:
     assert [x["size"] for x in pulled["layers"]] == [len(x) for x in stored]
 
 
+def push_then_skopeo_pulls(
+    tar: Path, registry: RegistryServer, repo: str, tmp_path: Path
+) -> dict[str, Any]:
+    """Push ``tar`` as ``repo:v1``; skopeo pulls it back with the digest the push returned."""
+    digest = push_docker_tar(tar, registry.url, repo, "v1")
+    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")
+    assert pulled["digest"] == digest
+    return pulled
+
+
 def test_legacy_archive_pushes_and_skopeo_pulls_it(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
     image = simple_image(n_layers=3)
-    tar = write_legacy(tmp_path / "app.tar", [image])
-    digest = push_docker_tar(tar, registry.url, repo, "v1")
-    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")
-    assert pulled["digest"] == digest
+    pulled = push_then_skopeo_pulls(
+        write_legacy(tmp_path / "app.tar", [image]), registry, repo, tmp_path
+    )
     assert pulled["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
     assert [x["mediaType"] for x in pulled["layers"]] == [DOCKER_LAYER] * 3
     assert_same_image(pulled, image)
@@ -67,10 +76,8 @@ def test_docker25_archive_keeps_its_manifest_digest(
 ) -> None:
     image = simple_image(compression=["gzip", "none"])
     tar = write_docker25(tmp_path / "app.tar", [image])
-    digest = push_docker_tar(tar, registry.url, repo, "v1")
-    assert digest == sha256(image.oci_manifest())
-    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")
-    assert pulled["digest"] == digest
+    pulled = push_then_skopeo_pulls(tar, registry, repo, tmp_path)
+    assert pulled["digest"] == sha256(image.oci_manifest())
     assert [x["mediaType"] for x in pulled["layers"]] == [
         "application/vnd.oci.image.layer.v1.tar+gzip",
         "application/vnd.oci.image.layer.v1.tar",
@@ -83,9 +90,9 @@ def test_docker25_archive_with_symlinked_layers(
 ) -> None:
     image = simple_image()
     tar = write_docker25(tmp_path / "app.tar", [image], symlinked_layers=True)
-    digest = push_docker_tar(tar, registry.url, repo, "v1")
-    assert digest == sha256(image.oci_manifest())
-    assert_same_image(skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out"), image)
+    pulled = push_then_skopeo_pulls(tar, registry, repo, tmp_path)
+    assert pulled["digest"] == sha256(image.oci_manifest())
+    assert_same_image(pulled, image)
 
 
 def test_bare_oci_archive_without_manifest_json(
@@ -101,10 +108,7 @@ def test_bare_oci_archive_without_manifest_json(
 def test_gzip_compressed_archive(registry: RegistryServer, repo: str, tmp_path: Path) -> None:
     image = simple_image()
     tar = write_legacy(tmp_path / "app.tar.gz", [image], compress=True)
-    digest = push_docker_tar(tar, registry.url, repo, "v1")
-    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")
-    assert pulled["digest"] == digest
-    assert_same_image(pulled, image)
+    assert_same_image(push_then_skopeo_pulls(tar, registry, repo, tmp_path), image)
 
 
 def test_gzip_layers_inside_legacy_archive_keep_their_media_type(
@@ -112,8 +116,7 @@ def test_gzip_layers_inside_legacy_archive_keep_their_media_type(
 ) -> None:
     image = simple_image(compression=["gzip", "none"])
     tar = write_legacy(tmp_path / "app.tar", [image])
-    push_docker_tar(tar, registry.url, repo, "v1")
-    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")
+    pulled = push_then_skopeo_pulls(tar, registry, repo, tmp_path)
     assert [x["mediaType"] for x in pulled["layers"]] == [DOCKER_LAYER_GZIP, DOCKER_LAYER]
     assert_same_image(pulled, image)
 
