@@ -8,8 +8,7 @@ Example:
     >>> digest = push_docker_tar("app.tar", "localhost:15000", "team/app", "v1")  # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .api import (
     check_registry_connectivity,
     copy,
@@ -35,7 +34,7 @@ from .archive.inspect import (
     validate_docker_tar,
 )
 from .client import RegistryClient
-from .engine import TransferEvent
+from .events import TransferEvent
 from .exceptions import (
     AuthenticationError,
     DigestMismatchError,
@@ -61,6 +60,7 @@ from .models import (
     RegistryConfig,
 )
 from .reference import Reference, parse_repository_tag
+from .retry import RetryPolicy
 
 __all__ = [
     "AuthenticationError",
@@ -83,6 +83,7 @@ __all__ = [
     "RegistryConfig",
     "RegistryError",
     "RegistryV2Error",
+    "RetryPolicy",
     "TarReadError",
     "TransferEvent",
     "UnsupportedError",

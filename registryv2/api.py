@@ -1,7 +1,9 @@
 """Blocking counterparts of ``registry-api-v2-client``'s functions, same names and arguments.
 
-Each builds a :class:`~registryv2.client.RegistryClient`, makes one call and closes it. Hold a
-client yourself for many calls, credentials or tuning.
+Each builds a :class:`~registryv2.client.RegistryClient`, makes one call and closes it. Every
+function also takes, by keyword only, any :class:`~registryv2.models.RegistryConfig` setting
+(``username``, ``password``, ``insecure``, ``ca_bundle``, ``retry``, ``workers``...). Hold a
+client yourself for many calls.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from .client import RegistryClient
 from .models import DEFAULT_TIMEOUT, ImageInspect, ManifestInfo
@@ -16,14 +19,14 @@ from .operations import copy_image, pull_images, tag_image
 from .reference import is_digest
 
 
-def check_registry_connectivity(registry_url: str, timeout: float = 10) -> bool:
+def check_registry_connectivity(registry_url: str, timeout: float = 10, **options: Any) -> bool:
     """True when the registry answers ``/v2/`` with 200 or 401; ``RegistryError`` otherwise.
 
     Example:
         >>> check_registry_connectivity("http://localhost:15000")  # doctest: +SKIP
         True
     """
-    with RegistryClient(registry_url, timeout=timeout) as client:
+    with RegistryClient(registry_url, timeout=timeout, **options) as client:
         return client.ping()
 
 
@@ -35,6 +38,7 @@ def push_docker_tar(
     timeout: float = DEFAULT_TIMEOUT,
     *,
     image: str | None = None,
+    **options: Any,
 ) -> str:
     """Push a ``docker save`` archive; return the manifest digest.
 
@@ -45,12 +49,15 @@ def push_docker_tar(
         >>> push_docker_tar("app.tar", "localhost:15000", "team/app", "v1")  # doctest: +SKIP
         'sha256:...'
     """
-    with RegistryClient(registry_url, timeout=timeout) as client:
+    with RegistryClient(registry_url, timeout=timeout, **options) as client:
         return client.push(tar_path, repository, tag, image=image).digest
 
 
 def push_docker_tar_with_original_tags(
-    tar_path: str | os.PathLike[str], registry_url: str, timeout: float = DEFAULT_TIMEOUT
+    tar_path: str | os.PathLike[str],
+    registry_url: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    **options: Any,
 ) -> str:
     """Push an archive under its first original tag (``nginx:alpine`` -> ``nginx:alpine``).
 
@@ -58,11 +65,14 @@ def push_docker_tar_with_original_tags(
         >>> push_docker_tar_with_original_tags("nginx.tar", "localhost:15000")  # doctest: +SKIP
         'sha256:...'
     """
-    return push_docker_tar(tar_path, registry_url, None, None, timeout)
+    return push_docker_tar(tar_path, registry_url, None, None, timeout, **options)
 
 
 def push_docker_tar_with_all_original_tags(
-    tar_path: str | os.PathLike[str], registry_url: str, timeout: float = DEFAULT_TIMEOUT
+    tar_path: str | os.PathLike[str],
+    registry_url: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    **options: Any,
 ) -> list[str]:
     """Push an archive under every one of its original tags; one digest per tag, in order.
 
@@ -72,34 +82,34 @@ def push_docker_tar_with_all_original_tags(
         >>> push_docker_tar_with_all_original_tags("app.tar", "localhost:15000")  # doctest: +SKIP
         ['sha256:...', 'sha256:...']
     """
-    with RegistryClient(registry_url, timeout=timeout) as client:
+    with RegistryClient(registry_url, timeout=timeout, **options) as client:
         return [result.digest for result in client.push_all_tags(tar_path)]
 
 
-def list_repositories(registry_url: str, timeout: float = 10) -> list[str]:
+def list_repositories(registry_url: str, timeout: float = 10, **options: Any) -> list[str]:
     """Every repository of the registry, across all catalog pages, in the registry's order.
 
     Example:
         >>> list_repositories("localhost:15000")  # doctest: +SKIP
         ['nginx', 'team/app']
     """
-    with RegistryClient(registry_url, timeout=timeout) as client:
+    with RegistryClient(registry_url, timeout=timeout, **options) as client:
         return client.list_repositories()
 
 
-def list_tags(registry_url: str, repository: str, timeout: float = 10) -> list[str]:
+def list_tags(registry_url: str, repository: str, timeout: float = 10, **options: Any) -> list[str]:
     """Every tag of ``repository``, across all pages; ``NotFoundError`` if it does not exist.
 
     Example:
         >>> list_tags("localhost:15000", "team/app")  # doctest: +SKIP
         ['latest', 'v1']
     """
-    with RegistryClient(registry_url, timeout=timeout) as client:
+    with RegistryClient(registry_url, timeout=timeout, **options) as client:
         return client.list_tags(repository)
 
 
 def get_manifest(
-    registry_url: str, repository: str, reference: str, timeout: float = 10
+    registry_url: str, repository: str, reference: str, timeout: float = 10, **options: Any
 ) -> ManifestInfo:
     """The manifest or index at ``reference`` (a tag or digest).
 
@@ -107,7 +117,7 @@ def get_manifest(
         >>> get_manifest("localhost:15000", "team/app", "v1").layers[0].size  # doctest: +SKIP
         3145728
     """
-    with RegistryClient(registry_url, timeout=timeout) as client:
+    with RegistryClient(registry_url, timeout=timeout, **options) as client:
         return client.get_manifest(repository, reference)
 
 
@@ -118,6 +128,7 @@ def get_image_info(
     timeout: float = 10,
     *,
     platform: str | None = None,
+    **options: Any,
 ) -> ImageInspect:
     """Manifest and config of an image: architecture, os, created, size, layers, labels, env.
 
@@ -125,11 +136,13 @@ def get_image_info(
         >>> get_image_info("localhost:15000", "team/app", "v1").architecture  # doctest: +SKIP
         'amd64'
     """
-    with RegistryClient(registry_url, timeout=timeout) as client:
+    with RegistryClient(registry_url, timeout=timeout, **options) as client:
         return client.get_image_info(repository, reference, platform)
 
 
-def delete_image(registry_url: str, repository: str, tag: str, timeout: float = 10) -> bool:
+def delete_image(
+    registry_url: str, repository: str, tag: str, timeout: float = 10, **options: Any
+) -> bool:
     """Delete the manifest ``tag`` points at: every tag pointing at it goes too.
 
     Needs a registry with deletes enabled (``UnsupportedError`` otherwise).
@@ -138,12 +151,12 @@ def delete_image(registry_url: str, repository: str, tag: str, timeout: float = 
         >>> delete_image("localhost:15000", "team/app", "v1")  # doctest: +SKIP
         True
     """
-    with RegistryClient(registry_url, timeout=timeout) as client:
+    with RegistryClient(registry_url, timeout=timeout, **options) as client:
         return client.delete_image(repository, tag)
 
 
 def delete_image_by_digest(
-    registry_url: str, repository: str, digest: str, timeout: float = 10
+    registry_url: str, repository: str, digest: str, timeout: float = 10, **options: Any
 ) -> bool:
     """Delete a manifest by its digest, and every tag pointing at it.
 
@@ -151,7 +164,7 @@ def delete_image_by_digest(
         >>> delete_image_by_digest("localhost:15000", "team/app", "sha256:...")  # doctest: +SKIP
         True
     """
-    with RegistryClient(registry_url, timeout=timeout) as client:
+    with RegistryClient(registry_url, timeout=timeout, **options) as client:
         return client.delete_image_by_digest(repository, digest)
 
 
@@ -163,6 +176,7 @@ def pull_docker_tar(
     timeout: float = DEFAULT_TIMEOUT,
     *,
     platform: str | None = None,
+    **options: Any,
 ) -> str:
     """Pull ``repository:tag`` (or ``@digest``) into an archive at ``tar_path``; its digest.
 
@@ -175,7 +189,7 @@ def pull_docker_tar(
         'sha256:...'
     """
     reference = f"{repository}@{tag}" if is_digest(tag) else f"{repository}:{tag}"
-    with RegistryClient(registry_url, timeout=timeout) as client:
+    with RegistryClient(registry_url, timeout=timeout, **options) as client:
         return str(client.pull(reference, tar_path, platform=platform)[0].manifest_digest)
 
 
@@ -185,6 +199,7 @@ def pull(
     *,
     platform: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    **options: Any,
 ) -> list[ImageInspect]:
     """Pull one or more images (``host/repository:tag``) into one archive, like ``docker save``.
 
@@ -194,11 +209,13 @@ def pull(
         >>> pull(["localhost:15000/app:v1", "localhost:15000/db:2"], "images.tar")  # doctest: +SKIP
     """
     refs = [references] if isinstance(references, str) else list(references)
-    connect = functools.partial(RegistryClient, timeout=timeout)
+    connect = functools.partial(RegistryClient, timeout=timeout, **options)
     return pull_images(refs, output_path, connect, platform)
 
 
-def copy(source_ref: str, target_ref: str, *, timeout: float = DEFAULT_TIMEOUT) -> str:
+def copy(
+    source_ref: str, target_ref: str, *, timeout: float = DEFAULT_TIMEOUT, **options: Any
+) -> str:
     """Copy an image, or an index with all its platforms, from one reference to another.
 
     Blobs stream between registries without touching the disk, or are mounted within one
@@ -208,15 +225,17 @@ def copy(source_ref: str, target_ref: str, *, timeout: float = DEFAULT_TIMEOUT) 
         >>> copy("localhost:15000/app:v1", "localhost:15001/mirror/app:v1")  # doctest: +SKIP
         'sha256:...'
     """
-    connect = functools.partial(RegistryClient, timeout=timeout)
+    connect = functools.partial(RegistryClient, timeout=timeout, **options)
     return copy_image(source_ref, target_ref, connect).digest
 
 
-def tag(source_ref: str, new_tag: str, *, timeout: float = 10) -> str:
+def tag(source_ref: str, new_tag: str, *, timeout: float = 10, **options: Any) -> str:
     """Give the image at ``source_ref`` another tag in its repository; no blob moves.
 
     Example:
         >>> tag("localhost:15000/app:v1", "stable")  # doctest: +SKIP
         'sha256:...'
     """
-    return tag_image(source_ref, new_tag, functools.partial(RegistryClient, timeout=timeout))
+    return tag_image(
+        source_ref, new_tag, functools.partial(RegistryClient, timeout=timeout, **options)
+    )

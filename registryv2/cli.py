@@ -1,28 +1,40 @@
 """The ``registryv2`` command: thin click commands over :class:`RegistryClient`.
 
 Each command parses its arguments, calls the library and prints the result. Any
-:class:`RegistryV2Error` becomes one line on stderr and exit status 1; bad usage exits 2.
+:class:`RegistryV2Error` becomes one line on stderr and exit status 1; bad usage exits 2; Ctrl-C
+exits 130 and SIGTERM 143, after the same clean-up (no partial output file; unfinished uploads
+kept for the next run to resume).
 """
 
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from . import __version__
+from ._version import __version__
 from .client import RegistryClient
 from .credentials import Credentials, erase_docker_credentials, store_docker_credentials
 from .exceptions import RegistryV2Error, ValidationError
-from .models import DEFAULT_CHUNK_SIZE, DEFAULT_WORKERS
+from .models import DEFAULT_CHUNK_SIZE, DEFAULT_TIMEOUT, DEFAULT_WORKERS
 from .operations import copy_image, pull_images, tag_image
 from .reference import registry_reference
+from .retry import RetryPolicy
 from .transport import split_registry_url
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so it unwinds as Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def _one_line_errors(command: F) -> F:
@@ -30,11 +42,15 @@ def _one_line_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        signal.signal(signal.SIGTERM, _terminate)
         try:
             return command(*args, **kwargs)
         except RegistryV2Error as e:
             click.echo(f"registryv2: error: {e}", err=True)
             sys.exit(1)
+        except _Terminated:
+            click.echo("registryv2: terminated", err=True)
+            sys.exit(143)
         except KeyboardInterrupt:
             click.echo("registryv2: interrupted", err=True)
             sys.exit(130)
@@ -58,6 +74,20 @@ def _connection_options(command: F) -> F:
                 help="PEM file of certificate authorities to trust.",
             ),
             click.option("--insecure", is_flag=True, help="Allow plain http and unverified TLS."),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0, min_open=True),
+                default=DEFAULT_TIMEOUT,
+                show_default=True,
+                help="Seconds without a byte from the registry before a request is retried.",
+            ),
+            click.option(
+                "--retries",
+                type=click.IntRange(1),
+                default=RetryPolicy().attempts,
+                show_default=True,
+                help="Attempts of a failing step before giving up.",
+            ),
         ]
     ):
         command = option(command)
@@ -82,6 +112,8 @@ def _connector(connection: dict[str, Any], **settings: Any) -> Callable[[str], R
             password=password,
             ca_bundle=connection["ca_cert"],
             insecure=connection["insecure"],
+            timeout=connection["timeout"],
+            retry=RetryPolicy(attempts=connection["retries"]),
             **settings,
         )
 
@@ -115,6 +147,11 @@ def main() -> None:
     show_default=True,
     help="Bytes per upload request.",
 )
+@click.option(
+    "--no-resume",
+    is_flag=True,
+    help="Cancel unfinished uploads on failure instead of keeping them for the next run.",
+)
 @_connection_options
 @_one_line_errors
 def push(
@@ -123,9 +160,13 @@ def push(
     image: str | None,
     workers: int,
     chunk_size: int,
+    no_resume: bool,
     **connection: Any,
 ) -> None:
     """Push the image archive TAR to REF (host[:port]/repository[:tag]) and print its digest.
+
+    A push that is interrupted or fails on the network keeps its unfinished uploads; run the
+    same command again and it continues them where the registry says they stand.
 
     \b
     Example:
@@ -134,7 +175,7 @@ def push(
     ref = registry_reference(reference)
     if ref.digest:
         raise ValidationError(f"invalid reference {reference!r}: push to a tag, not a digest")
-    connect = _connector(connection, workers=workers, chunk_size=chunk_size)
+    connect = _connector(connection, workers=workers, chunk_size=chunk_size, resume=not no_resume)
     with connect(str(ref.registry)) as client:
         result = client.push(tar_path, ref.repository, ref.tag, image=image)
     click.echo(result.digest)

@@ -15,9 +15,11 @@ from .archive import ImageArchive
 from .archive.targets import target_for, targets_for_all_tags
 from .archive.writer import save_images
 from .download import BlobReader
-from .engine import ProgressCallback, TransferEngine
+from .engine import TransferEngine
+from .events import ProgressCallback
 from .exceptions import DigestMismatchError, RegistryError, UnsupportedError, ValidationError
 from .image import Blob, Image
+from .journal import UploadJournal
 from .manifest import (
     MANIFEST_ACCEPT,
     host_platform,
@@ -71,9 +73,9 @@ class RegistryClient:
 
     Args:
         registry: ``host[:port]``, an ``http(s)://`` URL, or a full :class:`RegistryConfig`.
-        progress: called with a :class:`~registryv2.engine.TransferEvent` as blobs move.
-        **settings: :class:`RegistryConfig` fields (``workers``, ``chunk_size``, ``timeout``...)
-            when ``registry`` is a URL.
+        progress: called with a :class:`~registryv2.events.TransferEvent` as blobs move.
+        **settings: :class:`RegistryConfig` fields (``workers``, ``chunk_size``, ``timeout``,
+            ``retry``, ``resume``...) when ``registry`` is a URL.
 
     Example:
         >>> with RegistryClient("localhost:15000", workers=4) as client:  # doctest: +SKIP
@@ -94,8 +96,9 @@ class RegistryClient:
             else RegistryConfig(registry, **settings)
         )
         self.transport = Transport(self.config)
+        journal = UploadJournal.at(self.config.state_dir) if self.config.resume else None
         self.engine = TransferEngine(
-            self.transport, self.config.workers, self.config.chunk_size, progress
+            self.transport, self.config.workers, self.config.chunk_size, progress, journal
         )
 
     def __repr__(self) -> str:
@@ -390,7 +393,7 @@ class RegistryClient:
             descriptors = [*manifest.layers, manifest.config]
             if source.transport.registry == self.transport.registry:
                 for info in descriptors:
-                    self.engine.known_blobs.setdefault(info.digest, repository)
+                    self.engine.remember(info.digest, repository)
             return self.engine.push_blobs(
                 target,
                 [

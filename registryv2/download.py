@@ -1,9 +1,11 @@
 """Reading a blob out of a registry as a stream that survives broken connections.
 
-:class:`BlobReader` is a plain binary reader over ``GET /v2/<repository>/blobs/<digest>``. When the
-connection breaks in the middle, it asks again from the byte it had reached (``Range:
-bytes=N-``), so the caller sees one unbroken stream; a registry that ignores ``Range`` and sends
-the whole blob again is followed by skipping what was already read. The reader never decodes a
+:class:`BlobReader` is a plain binary reader over ``GET /v2/<repository>/blobs/<digest>``. When
+opening it fails, or the connection breaks in the middle or stalls (no byte for the read
+timeout), it waits as the client's :class:`~registryv2.retry.RetryPolicy` says and asks again
+from the byte it had reached (``Range: bytes=N-``), so the caller sees one unbroken stream; a
+registry that ignores ``Range`` and sends the whole blob again is followed by skipping what was
+already read. Every new byte resets the count of failures. The reader never decodes a
 ``Content-Encoding``: a blob's digest is over its bytes as stored. Checking that digest is the
 caller's job (the transfer engine hashes every byte it moves).
 """
@@ -18,10 +20,9 @@ import urllib3
 
 from .exceptions import DigestMismatchError, RegistryError
 from .models import BlobInfo
-from .transport import Transport, blob_url_path
+from .retry import is_timeout, is_transient
+from .transport import Transport, blob_url_path, describe_failure
 
-# Attempts in a row that bring no new byte before the download is given up.
-MAX_STALLED_ATTEMPTS = 5
 _SKIP_BUFFER = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 # What a connection that breaks while the body streams raises, from urllib3 and requests.
@@ -44,12 +45,24 @@ class BlobReader(io.RawIOBase):
         self._what = f"blob {info.digest} of {repository}"
         self._pos = 0
         self._response: requests.Response | None = None
-        self._stalled = 0
+        self._attempts = transport.retry.begin(self._what)
 
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return True
+
     def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        """Move to another byte of the blob; the next read asks from there (``Range``)."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.info.size}[whence]
+        target = min(max(0, base + pos), self.info.size)
+        if target != self._pos:
+            self._drop()
+            self._pos = target
         return self._pos
 
     def close(self) -> None:
@@ -75,20 +88,20 @@ class BlobReader(io.RawIOBase):
             try:
                 # read1 hands over what has arrived; read() would drop it if the stream broke.
                 data = self._stream().read1(want - got, decode_content=False)
+                if not data:
+                    raise urllib3.exceptions.ProtocolError("the connection closed early")
             except _BROKEN as e:
                 if parts:
                     break
-                self._broken(str(e) or type(e).__name__)
+                self._broken(e)
                 continue
-            if not data:
-                if parts:
-                    break
-                self._broken("the connection closed early")
+            except RegistryError as e:
+                self._broken(e)
                 continue
             parts.append(data)
             got += len(data)
             self._pos += len(data)
-            self._stalled = 0
+            self._attempts.reset()
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
@@ -96,14 +109,19 @@ class BlobReader(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
-    def _broken(self, reason: str) -> None:
+    def _broken(self, error: BaseException) -> None:
+        """A failed open or read: wait and go on, or raise when the policy says to stop."""
         self._drop()
-        self._stalled += 1
-        if self._stalled >= MAX_STALLED_ATTEMPTS:
-            raise RegistryError(
+        if not isinstance(error, RegistryError):
+            reason = describe_failure(error)
+            if is_timeout(error):
+                reason = f"no byte for {self.transport.timeouts[1]:g}s"
+            error = RegistryError(
                 f"{self._what}: download broke off at byte {self._pos} of {self.info.size} "
-                f"{self._stalled} times in a row ({reason})"
+                f"({reason})",
+                transient=is_transient(error),
             )
+        self._attempts.retry(error)
 
     def _stream(self) -> urllib3.BaseHTTPResponse:
         if self._response is None:
@@ -111,23 +129,16 @@ class BlobReader(io.RawIOBase):
         return self._response.raw
 
     def _open(self) -> requests.Response:
-        while True:
-            headers = {"Range": f"bytes={self._pos}-"} if self._pos else None
-            try:
-                response = self.transport.request(
-                    "GET",
-                    blob_url_path(self.repository, self.info.digest),
-                    what=self._what,
-                    expect=(200, 206),
-                    headers=headers,
-                    stream=True,
-                )
-                break
-            except RegistryError as e:
-                if e.status is not None or self._pos == 0:
-                    raise
-                # Unreachable after a break: one more attempt that brought nothing.
-                self._broken(str(e))
+        headers = {"Range": f"bytes={self._pos}-"} if self._pos else None
+        response = self.transport.request(
+            "GET",
+            blob_url_path(self.repository, self.info.digest),
+            what=self._what,
+            expect=(200, 206),
+            headers=headers,
+            stream=True,
+            retry=False,  # this reader retries, resuming from the byte it reached
+        )
         try:
             self._position(response)
         except BaseException:

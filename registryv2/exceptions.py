@@ -29,6 +29,10 @@ class RegistryError(RegistryV2Error):
     Attributes:
         status: the HTTP status code, or ``None`` when no response arrived.
         errors: the ``errors`` array of the registry's JSON body, in order.
+        transient: True when the same request may succeed later (a timeout, a refused or
+            broken connection, HTTP 408, 429, 500, 502, 503, 504).
+        retry_after: seconds the registry asked us to wait (``Retry-After``), if it did.
+        attempts: how many times the failing step was tried.
 
     Example:
         >>> try:
@@ -44,10 +48,27 @@ class RegistryError(RegistryV2Error):
         *,
         status: int | None = None,
         errors: tuple[ErrorDetail, ...] = (),
+        transient: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.errors = errors
+        self.transient = transient
+        self.retry_after = retry_after
+        self.attempts = 1
+
+    def retitled(self, message: str, attempts: int | None = None) -> RegistryError:
+        """The same error (class, status, registry errors) with another message."""
+        error = type(self)(
+            message,
+            status=self.status,
+            errors=self.errors,
+            transient=self.transient,
+            retry_after=self.retry_after,
+        )
+        error.attempts = self.attempts if attempts is None else attempts
+        return error
 
     @property
     def codes(self) -> list[str]:
@@ -81,3 +102,8 @@ class ValidationError(RegistryV2Error, ValueError):
 
 class DigestMismatchError(RegistryV2Error):
     """Bytes read from an archive or a registry do not hash to the digest that names them."""
+
+
+class CancelledError(RegistryV2Error):
+    """A transfer step stopped because the transfer is being abandoned: another blob failed,
+    or the caller was interrupted. Raised inside worker threads; callers see the first cause."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from .exceptions import ValidationError
+from .exceptions import DigestMismatchError, ValidationError
 from .manifest import build_manifest, sha256_digest
 from .models import BlobInfo, ImageConfig, ImageInspect
 
@@ -40,6 +40,24 @@ class Blob:
     def open(self) -> BinaryIO:
         """Open the blob's bytes for reading."""
         return self.opener()
+
+    def verify(self, length: int, hexdigest: str) -> str:
+        """Check that ``length`` bytes hashing to ``hexdigest`` are this blob; its digest.
+
+        Raises ``DigestMismatchError`` saying which differs.
+
+        Example:
+            >>> blob.verify(blob.size, hashlib.sha256(data).hexdigest())  # doctest: +SKIP
+            'sha256:...'
+        """
+        digest = "sha256:" + hexdigest
+        if length != self.size:
+            raise DigestMismatchError(
+                f"blob {self.digest}: source gave {length} bytes, expected {self.size}"
+            )
+        if digest != self.digest:
+            raise DigestMismatchError(f"blob {self.digest}: the bytes have digest {digest}")
+        return digest
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
+
+from .events import BlobAction
+from .retry import RetryPolicy
 
 DEFAULT_CHUNK_SIZE = 5 * 1024 * 1024
 # Transfers are bound by the network, not the CPU; docker uploads 5 layers at a time too.
 # Each worker holds one chunk in memory, so this also bounds a push's memory.
 DEFAULT_WORKERS = 5
+# registry-api-v2-client's: 10 s to connect, 300 s for a transfer to answer.
 DEFAULT_TIMEOUT = 300.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -19,7 +24,15 @@ class RegistryConfig:
     Attributes:
         url: ``http://host:port``, ``https://host``, or a bare ``host[:port]`` (https, except for
             loopback hosts, which try https and fall back to http as docker does).
-        timeout: seconds to wait for the registry to answer one request.
+        timeout: seconds without a byte from the registry before a request is given up as
+            stalled (and retried); the read timeout.
+        connect_timeout: seconds to wait for a connection to open.
+        retry: how failed requests are retried (:class:`~registryv2.retry.RetryPolicy`).
+        resume: keep the location of each unfinished upload in a state file, so that a push
+            interrupted (Ctrl-C, a crash, a lost machine) continues where it stopped when run
+            again; off, unfinished uploads are cancelled.
+        state_dir: where those state files go (default ``$XDG_CACHE_HOME/registryv2``, else
+            ``~/.cache/registryv2``).
         username: user name for registries that ask for credentials.
         password: password or token; never shown by ``repr()``.
         ca_bundle: a PEM file of certificate authorities to trust for this registry.
@@ -41,12 +54,18 @@ class RegistryConfig:
     insecure: bool = False
     workers: int = DEFAULT_WORKERS
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    resume: bool = True
+    state_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, not {self.workers}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, not {self.chunk_size}")
+        if self.timeout <= 0 or self.connect_timeout <= 0:
+            raise ValueError("timeouts must be positive")
 
 
 @dataclass(frozen=True)
@@ -247,9 +266,6 @@ class ImageInspect:
     def os(self) -> str | None:
         """Shortcut for ``config.os``."""
         return self.config.os
-
-
-BlobAction = Literal["exists", "mounted", "uploaded", "downloaded"]
 
 
 @dataclass(frozen=True)

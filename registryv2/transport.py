@@ -7,17 +7,21 @@ addition at this one place) authentication and retries.
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
+import socket
+import ssl
 import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
-from . import __version__
+from ._version import __version__
 from .auth import Authenticator, scopes_for
 from .credentials import Credentials, load_docker_credentials
 from .exceptions import (
@@ -29,7 +33,9 @@ from .exceptions import (
     UnsupportedError,
     ValidationError,
 )
+from .log import logger
 from .models import RegistryConfig
+from .retry import NO_RETRY, TRANSIENT_STATUSES, is_transient, parse_retry_after
 
 USER_AGENT = f"registryv2/{__version__}"
 _STATUS_ERRORS: dict[int, type[RegistryError]] = {
@@ -111,7 +117,14 @@ def error_from_response(response: requests.Response, what: str) -> RegistryError
     else:
         reason = response.reason or "error"
     cls = _STATUS_ERRORS.get(status, RegistryError)
-    return cls(f"{what}: {reason} [HTTP {status}]", status=status, errors=tuple(details))
+    host = urlsplit(response.url or "").netloc
+    return cls(
+        f"{what}: {reason} [HTTP {status}{f' from {host}' if host else ''}]",
+        status=status,
+        errors=tuple(details),
+        transient=status in TRANSIENT_STATUSES,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
 
 
 class Transport:
@@ -142,7 +155,10 @@ class Transport:
         self.session.headers["User-Agent"] = USER_AGENT
         # Passed with every request: a session-level verify would lose to REQUESTS_CA_BUNDLE.
         self._verify: bool | str = config.ca_bundle or not config.insecure
-        self._timeout = (min(30.0, config.timeout), config.timeout)
+        # urllib3 bounds the TLS handshake (bytes from the server) by the connect timeout: a
+        # read timeout shorter than that must bound it too.
+        self.timeouts = (min(config.connect_timeout, config.timeout), config.timeout)
+        self.retry = config.retry
         self.auth = Authenticator(self.registry, self.session, self._credentials, self._verify)
 
     def __repr__(self) -> str:
@@ -162,7 +178,7 @@ class Transport:
         """``scheme://host[:port]``, deciding the scheme on first use.
 
         With no scheme given: https, except that a loopback host falls back to http when https
-        does not answer, as docker does.
+        does not answer, as docker does. The answer is kept: one probe per client.
         """
         with self._lock:
             if self._scheme is None:
@@ -172,17 +188,25 @@ class Transport:
     def _probe_scheme(self) -> str:
         if not is_loopback(self.registry):
             return "https"
-        try:
-            self.session.get(
-                f"https://{self.registry}/v2/", timeout=self._timeout, verify=self._verify
-            )
-        except requests.exceptions.SSLError as e:
-            # An untrusted certificate still means https is spoken there: say so, do not
-            # silently fall back. A handshake that fails outright is a plain http server.
-            return "https" if "CERTIFICATE_VERIFY_FAILED" in str(e) else "http"
-        except requests.exceptions.ConnectionError:
-            return "http"
-        return "https"
+        url = f"https://{self.registry}/v2/"
+        what = f"checking whether {self.registry} speaks https"
+        attempts = self.retry.begin(what)
+        while True:
+            try:
+                self.session.get(url, timeout=self.timeouts, verify=self._verify).close()
+            except requests.exceptions.SSLError as e:
+                # An untrusted certificate still means https is spoken there: say so, do not
+                # silently fall back. A handshake that fails outright is a plain http server.
+                return "https" if _certificate_refused(e) else "http"
+            except requests.exceptions.ConnectionError as e:
+                if isinstance(e, requests.exceptions.ConnectTimeout):
+                    attempts.retry(self._network_error(e, what, url))
+                    continue
+                return "http"
+            except requests.exceptions.RequestException as e:
+                attempts.retry(self._network_error(e, what, url))
+                continue
+            return "https"
 
     def url(self, path_or_url: str) -> str:
         """Resolve a path (``/v2/...``) or a Location header against the registry."""
@@ -199,13 +223,38 @@ class Transport:
         params: Mapping[str, str] | None = None,
         data: bytes | None = None,
         stream: bool = False,
+        retry: bool | None = None,
     ) -> requests.Response:
         """Send one request; return the response if its status is in ``expect``.
 
         Any other status raises the :class:`RegistryError` subclass for it, and a network
         failure raises :class:`RegistryError`; ``what`` says in the message what was being done.
+        Idempotent requests (GET, HEAD, PUT, DELETE) are retried on transient failures under
+        the client's :class:`RetryPolicy`; ``retry=False`` leaves that to the caller (an
+        upload's POST and PATCH are resumed, not repeated).
         """
         url = self.url(path_or_url)
+        if retry is None:
+            retry = method in _IDEMPOTENT
+        policy = self.retry if retry else NO_RETRY
+        attempts = policy.begin(what)
+        while True:
+            try:
+                return self._attempt(method, url, what, expect, headers, params, data, stream)
+            except RegistryError as e:
+                attempts.retry(e)
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        expect: tuple[int, ...],
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+        stream: bool,
+    ) -> requests.Response:
         scopes = scopes_for(method, url)
         sent = self.auth.header(scopes)
         response = self._send(method, url, what, sent, headers, params, data, stream)
@@ -241,25 +290,38 @@ class Transport:
         sent = dict(headers or {})
         if authorization:
             sent["Authorization"] = authorization
+        logger.debug("%s %s (%s)", method, _without_query(url), what)
         try:
-            return self.session.request(
+            response = self.session.request(
                 method,
                 url,
                 headers=sent,
                 params=params,
                 data=data,
                 stream=stream,
-                timeout=self._timeout,
+                timeout=self.timeouts,
                 verify=self._verify,
             )
-        except requests.exceptions.SSLError as e:
-            raise RegistryError(f"{what}: TLS failed with {self.registry} ({_root(e)})") from None
-        except requests.exceptions.Timeout:
-            raise RegistryError(
-                f"{what}: {self.registry} did not answer within {self.config.timeout:g}s"
-            ) from None
-        except requests.exceptions.ConnectionError as e:
-            raise RegistryError(f"{what}: cannot reach {self.base_url} ({_root(e)})") from None
+        except requests.exceptions.RequestException as e:
+            raise self._network_error(e, what, url) from None
+        logger.debug("%s %s -> %d", method, _without_query(url), response.status_code)
+        return response
+
+    def _network_error(self, error: Exception, what: str, url: str) -> RegistryError:
+        """One line for a request that got no answer: which host, and what happened."""
+        host = urlsplit(url).netloc or self.registry
+        transient = is_transient(error)
+        if isinstance(error, requests.exceptions.SSLError):
+            text = f"TLS failed with {host} ({describe_failure(error)})"
+        elif isinstance(error, requests.exceptions.ConnectTimeout):
+            text = f"could not connect to {host} within {self.timeouts[0]:g}s"
+        elif isinstance(error, requests.exceptions.Timeout):
+            text = f"{host} did not answer within {self.timeouts[1]:g}s"
+        elif _never_connected(error):
+            text = f"cannot reach {host} ({describe_failure(error)})"
+        else:
+            text = f"the connection to {host} broke ({describe_failure(error)})"
+        return RegistryError(f"{what}: {text}", transient=transient)
 
     def _unauthorized(self, response: requests.Response, what: str) -> AuthenticationError:
         base = error_from_response(response, what)
@@ -284,13 +346,63 @@ class Transport:
             ) from None
 
 
-def _root(error: BaseException) -> str:
-    # requests nests urllib3's errors several deep; the innermost says what really happened.
-    while error.__context__ is not None and error.__context__ is not error:
-        error = error.__context__
-    while error.args and isinstance(error.args[0], BaseException):
-        error = error.args[0]
-    text = str(error)
-    if "Connection refused" in text:
-        return "connection refused"
-    return json.dumps(text)[1:-1] if text else type(error).__name__
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+def _without_query(url: str) -> str:
+    # Upload URLs carry the registry's upload state in the query: long, and of no use in a log.
+    return url.split("?", 1)[0]
+
+
+def _never_connected(error: BaseException) -> bool:
+    return any(isinstance(e, urllib3.exceptions.NewConnectionError) for e in _chain(error))
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in _chain(error))
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception inside it (causes, contexts, arguments), outer first."""
+    seen: list[BaseException] = []
+    todo = [error]
+    while todo:
+        e = todo.pop(0)
+        if e in seen:
+            continue
+        seen.append(e)
+        todo += [x for x in (e.__cause__, e.__context__) if x is not None]
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+        reason = getattr(e, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+    return seen
+
+
+_REASONS: tuple[tuple[type[BaseException], str], ...] = (
+    (ConnectionRefusedError, "connection refused"),
+    (ConnectionResetError, "connection reset"),
+    (BrokenPipeError, "connection closed while sending"),
+    (socket.gaierror, "cannot resolve the host name"),
+    (urllib3.exceptions.IncompleteRead, "the connection closed early"),
+    (http.client.IncompleteRead, "the connection closed early"),
+    (urllib3.exceptions.ReadTimeoutError, "stalled"),
+    (TimeoutError, "stalled"),
+)
+
+
+def describe_failure(error: BaseException) -> str:
+    """A few words for a network failure, from the innermost of the exceptions requests and
+    urllib3 nest (by their types).
+
+    Example:
+        >>> describe_failure(requests.exceptions.ConnectionError(ConnectionRefusedError(111)))
+        'connection refused'
+    """
+    chain = _chain(error)
+    for cls, reason in _REASONS:
+        if any(isinstance(e, cls) for e in chain):
+            return reason
+    innermost = chain[-1]
+    text = str(innermost)
+    return json.dumps(text)[1:-1] if text else type(innermost).__name__

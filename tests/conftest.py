@@ -2,10 +2,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from .servers import RegistryServer
+
+
+@pytest.fixture(autouse=True)
+def upload_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test keeps its own upload journal: nothing leaks into ~/.cache or between tests."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache / "registryv2" / "uploads"
 
 
 @pytest.fixture(scope="session")

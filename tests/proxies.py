@@ -1,21 +1,44 @@
-"""A forwarding HTTP proxy in front of a real registry, to record requests and break downloads.
+"""An HTTP-aware fault proxy in front of a real registry: it records, counts and breaks traffic.
 
 The client talks to the proxy as if it were the registry (the Host header is passed on, so the
-registry's Location headers point back at the proxy). Faults are asked for per blob: cut the
-next responses after some bytes of body, or ignore ``Range`` headers as some servers do.
+registry's Location headers point back at the proxy). Like nginx in front of a registry, the
+proxy reads a request's whole body before forwarding it, so a request cut off on its way in
+never reaches the registry. Faults are asked for in advance:
+
+* ``cut(digest, after)``: break the next downloads of a blob after some bytes of body;
+* ``reset_every(n)``: reset the connection in the middle of every n-th upload body and of
+  every n-th blob download;
+* ``refuse(n, status, headers)``: answer the next n requests with a status (503, 429 with
+  ``Retry-After``...) without forwarding them;
+* ``stall(n, seconds)``: hold the next n requests that long, then drop them unanswered;
+* ``ignore_range``: forward downloads without their ``Range`` header, as some servers answer;
+* ``throttle``: seconds to wait after each 64 KiB of blob body, either way (a slow link);
+* ``before_forward``: called with each request just before it is passed
+  on, so a test can act between two requests (kill the registry) at a known point.
+
+``uploaded`` and ``downloaded`` count the blob body bytes that crossed the proxy, failed
+requests included: what a push or a pull cost on the wire.
 """
 
 from __future__ import annotations
 
 import http.client
 import socket
+import struct
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
+from registryv2 import RetryPolicy
+
+# Retries as stubborn as the default policy, without its waits: for tests that fail on purpose.
+FAST = RetryPolicy(initial_delay=0.001, max_delay=0.01)
+
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+_PIECE = 65536
 
 
 @dataclass(frozen=True)
@@ -27,6 +50,16 @@ class Seen:
     range: str | None
 
 
+class _Reset(Exception):
+    """The proxy broke this connection on purpose."""
+
+
+def reset(connection: socket.socket) -> None:
+    """Close with an RST, as a broken network does, instead of an orderly FIN."""
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    connection.close()
+
+
 class FaultyProxy:
     """``with FaultyProxy(registry.host) as proxy:`` then use ``proxy.url`` as the registry."""
 
@@ -34,8 +67,16 @@ class FaultyProxy:
         self.upstream = upstream
         self.requests: list[Seen] = []
         self.ignore_range = False
-        self.throttle = 0.0  # seconds to wait after each 64 KiB of a blob's body
+        self.throttle = 0.0
+        self.uploaded = 0
+        self.downloaded = 0
+        self.before_forward: Callable[[Seen], None] | None = None
         self._cuts: dict[str, list[int]] = {}
+        self._reset_every = 0
+        self._uploads_seen = 0
+        self._downloads_seen = 0
+        self._refusals: list[tuple[int, dict[str, str]]] = []
+        self._stalls: list[float] = []
         self._lock = threading.Lock()
         proxy = self
 
@@ -46,7 +87,10 @@ class FaultyProxy:
                 pass
 
             def do_GET(self) -> None:
-                proxy._forward(self)
+                try:
+                    proxy._handle(self)
+                except (_Reset, OSError):
+                    self.close_connection = True
 
             do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
@@ -57,64 +101,147 @@ class FaultyProxy:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
+    # -- faults ----------------------------------------------------------------------------
+
     def cut(self, digest: str, after: int, times: int = 1) -> None:
         """Break the next ``times`` downloads of blob ``digest`` after ``after`` body bytes
         (after the cuts already asked for)."""
         with self._lock:
             self._cuts.setdefault(digest, []).extend([after] * times)
 
+    def reset_every(self, n: int) -> None:
+        """Reset every ``n``-th upload body and blob download halfway through (0: never)."""
+        with self._lock:
+            self._reset_every = n
+
+    def refuse(self, times: int, status: int, headers: dict[str, str] | None = None) -> None:
+        """Answer the next ``times`` requests with ``status`` instead of forwarding them."""
+        with self._lock:
+            self._refusals += [(status, headers or {})] * times
+
+    def stall(self, times: int, seconds: float) -> None:
+        """Hold the next ``times`` requests ``seconds`` long, then drop them unanswered."""
+        with self._lock:
+            self._stalls += [seconds] * times
+
+    # -- what was seen ---------------------------------------------------------------------
+
     def blob_gets(self, digest: str) -> list[Seen]:
         """Every GET of blob ``digest`` the proxy saw, in order."""
         return [r for r in self.requests if r.method == "GET" and r.path.endswith(digest)]
 
-    def _take_cut(self, method: str, path: str) -> int | None:
-        if method != "GET" or "/blobs/" not in path:
-            return None
+    def seen(self, method: str, part: str = "") -> list[Seen]:
+        """Requests of ``method`` whose path holds ``part``."""
+        return [r for r in self.requests if r.method == method and part in r.path]
+
+    # -- the proxy itself ------------------------------------------------------------------
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
+        with self._lock:
+            self.requests.append(Seen(handler.command, handler.path, headers.get("Range")))
+            refusal = self._refusals.pop(0) if self._refusals else None
+            stall = self._stalls.pop(0) if self._stalls else None
+        body = self._read_body(handler)
+        if stall is not None:
+            time.sleep(stall)
+            raise _Reset
+        if refusal is not None:
+            status, extra = refusal
+            handler.send_response(status)
+            for key, value in {"Content-Length": "0", **extra}.items():
+                handler.send_header(key, value)
+            handler.end_headers()
+            return
+        if self.ignore_range:
+            headers.pop("Range", None)
+        if self.before_forward is not None:
+            self.before_forward(Seen(handler.command, handler.path, headers.get("Range")))
+        upstream = http.client.HTTPConnection(self.upstream, timeout=60)
+        try:
+            try:
+                upstream.request(handler.command, handler.path, body=body, headers=headers)
+                response = upstream.getresponse()
+            except OSError:
+                handler.send_error(502, "upstream unreachable")
+                return
+            self._relay(handler, response)
+        finally:
+            upstream.close()
+
+    def _read_body(self, handler: BaseHTTPRequestHandler) -> bytes | None:
+        """The whole request body (unchunked); an upload body may be cut off halfway."""
+        if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            declared = None
+        else:
+            declared = int(handler.headers.get("Content-Length") or 0)
+            if not declared:
+                return None
+        cut_at = None
+        if handler.command in ("PATCH", "PUT", "POST"):
+            with self._lock:
+                self._uploads_seen += 1
+                if self._reset_every and self._uploads_seen % self._reset_every == 0:
+                    cut_at = (declared or 2 * _PIECE) // 2
+        parts: list[bytes] = []
+        got = 0
+        for piece in _body_pieces(handler, declared):
+            parts.append(piece)
+            got += len(piece)
+            with self._lock:
+                self.uploaded += len(piece)
+            if self.throttle and "/blobs/" in handler.path:
+                time.sleep(self.throttle)
+            if cut_at is not None and got >= cut_at:
+                reset(handler.connection)
+                raise _Reset
+        return b"".join(parts)
+
+    def _relay(self, handler: BaseHTTPRequestHandler, response: http.client.HTTPResponse) -> None:
+        is_blob = handler.command == "GET" and "/blobs/sha256:" in handler.path
+        cut = self._take_cut(handler.path) if is_blob else None
+        # A cut closes cleanly, so the client gets every byte before it; a reset may lose some.
+        rst = False
+        if is_blob and cut is None:
+            with self._lock:
+                self._downloads_seen += 1
+                if self._reset_every and self._downloads_seen % self._reset_every == 0:
+                    cut = int(response.getheader("Content-Length") or 0) // 2
+                    rst = True
+        handler.send_response(response.status, response.reason)
+        for key, value in response.getheaders():
+            if key.lower() not in _HOP_BY_HOP:
+                handler.send_header(key, value)
+        if response.getheader("Content-Length") is None and handler.command != "HEAD":
+            handler.close_connection = True
+        handler.end_headers()
+        if handler.command == "HEAD":
+            return
+        sent = 0
+        while piece := response.read(_PIECE):
+            if cut is not None and sent + len(piece) > cut:
+                handler.wfile.write(piece[: cut - sent])
+                handler.wfile.flush()
+                with self._lock:
+                    self.downloaded += cut - sent
+                if rst:
+                    reset(handler.connection)
+                else:
+                    handler.connection.shutdown(socket.SHUT_RDWR)
+                raise _Reset
+            handler.wfile.write(piece)
+            sent += len(piece)
+            if is_blob:
+                with self._lock:
+                    self.downloaded += len(piece)
+                if self.throttle:
+                    time.sleep(self.throttle)
+
+    def _take_cut(self, path: str) -> int | None:
         digest = path.rsplit("/", 1)[1]
         with self._lock:
             pending = self._cuts.get(digest)
             return pending.pop(0) if pending else None
-
-    def _forward(self, handler: BaseHTTPRequestHandler) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else None
-        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
-        with self._lock:
-            self.requests.append(Seen(handler.command, handler.path, headers.get("Range")))
-        if self.ignore_range:
-            headers.pop("Range", None)
-        upstream = http.client.HTTPConnection(self.upstream, timeout=60)
-        try:
-            upstream.request(handler.command, handler.path, body=body, headers=headers)
-            response = upstream.getresponse()
-            data = response.read()
-        finally:
-            upstream.close()
-        cut = self._take_cut(handler.command, handler.path)
-        handler.send_response(response.status, response.reason)
-        for key, value in response.getheaders():
-            if key.lower() in _HOP_BY_HOP or (
-                key.lower() == "content-length" and handler.command != "HEAD"
-            ):
-                continue
-            handler.send_header(key, value)
-        if handler.command != "HEAD":
-            handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        if handler.command == "HEAD":
-            return
-        if self.throttle and "/blobs/" in handler.path:
-            for start in range(0, len(data), 65536):
-                handler.wfile.write(data[start : start + 65536])
-                time.sleep(self.throttle)
-            return
-        if cut is None:
-            handler.wfile.write(data)
-            return
-        handler.wfile.write(data[:cut])
-        handler.wfile.flush()
-        handler.close_connection = True
-        handler.connection.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._server.shutdown()
@@ -129,4 +256,63 @@ class FaultyProxy:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.close()
+
+
+def _body_pieces(handler: BaseHTTPRequestHandler, declared: int | None) -> Iterator[bytes]:
+    """Read a request body in pieces: ``declared`` bytes, or chunked transfer encoding."""
+    rfile = handler.rfile
+    if declared is not None:
+        left = declared
+        while left:
+            piece = rfile.read(min(_PIECE, left))
+            if not piece:
+                raise _Reset
+            left -= len(piece)
+            yield piece
+        return
+    while True:
+        size = int(rfile.readline().split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            rfile.readline()
+            return
+        left = size
+        while left:
+            piece = rfile.read(min(_PIECE, left))
+            if not piece:
+                raise _Reset
+            left -= len(piece)
+            yield piece
+        rfile.readline()
+
+
+class SilentServer:
+    """A port that accepts connections and never answers: a hung registry, or a black hole."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(64)
+        self.host = f"127.0.0.1:{self._socket.getsockname()[1]}"
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self._held.append(connection)  # never read, never answered
+
+    def close(self) -> None:
+        self._socket.close()
+        for connection in self._held:
+            connection.close()
+
+    def __enter__(self) -> SilentServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -58,13 +58,23 @@ class RegistryServer:
         root.mkdir(parents=True, exist_ok=True)
         # JSON is YAML: no need for a YAML writer.
         (root / "config.yml").write_text(json.dumps(config))
-        self.log = open(root / "registry.log", "wb")  # noqa: SIM115
+        self.start()
+
+    def start(self) -> None:
+        """Start the registry (again, after :meth:`kill`: same port, storage and secret)."""
+        self.log = open(self.root / "registry.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [require("docker-registry"), "serve", str(root / "config.yml")],
+            [require("docker-registry"), "serve", str(self.root / "config.yml")],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
         self._wait()
+
+    def kill(self) -> None:
+        """Kill the registry as a crash would (SIGKILL), in the middle of whatever it does."""
+        self.process.kill()
+        self.process.wait(10)
+        self.log.close()
 
     def _wait(self) -> None:
         deadline = time.monotonic() + 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -16,16 +17,21 @@ from registryv2 import (
     NotFoundError,
     RegistryClient,
     RegistryError,
+    RetryPolicy,
     UnsupportedError,
 )
+from registryv2.image import Blob
 from registryv2.manifest import sha256_digest
+from registryv2.upload import BlobUpload
 
 from .archives import SampleImage, layer_tar, write_legacy
+from .proxies import FAST
 
 BASE = "http://registry.test"
 
 
 def client(**kw: object) -> RegistryClient:
+    kw.setdefault("retry", FAST)
     return RegistryClient(BASE, insecure=True, **kw)  # type: ignore[arg-type]
 
 
@@ -79,9 +85,8 @@ def test_chunk_size_rises_to_the_registry_minimum(tmp_path: Path) -> None:
     assert query["digest"] == [sha256_digest(layer)]
 
 
-@responses.activate
-def test_a_failed_blob_stops_the_push_before_the_manifest(tmp_path: Path) -> None:
-    tar, _ = one_layer_archive(tmp_path, 4 * 1024 * 1024)
+def failing_upload(status: int) -> tuple[responses.BaseResponse, responses.BaseResponse]:
+    """An upload whose PATCHes all fail with ``status``; the DELETE and manifest PUT mocks."""
     responses.head(re.compile(rf"{BASE}/v2/app/blobs/.*"), status=404)
     responses.post(
         f"{BASE}/v2/app/blobs/uploads/",
@@ -90,18 +95,53 @@ def test_a_failed_blob_stops_the_push_before_the_manifest(tmp_path: Path) -> Non
     )
     responses.patch(
         f"{BASE}/v2/app/blobs/uploads/u1",
-        status=500,
+        status=status,
         json={"errors": [{"code": "UNKNOWN", "message": "disk full"}]},
     )
+    responses.get(f"{BASE}/v2/app/blobs/uploads/u1", status=204, headers={"Range": "0-0"})
     responses.put(re.compile(rf"{BASE}/v2/app/blobs/uploads/u1.*"), status=201)
     cancelled = responses.delete(f"{BASE}/v2/app/blobs/uploads/u1", status=204)
     manifest = responses.put(f"{BASE}/v2/app/manifests/v1", status=201)
+    return cancelled, manifest
+
+
+@responses.activate
+def test_a_failed_blob_stops_the_push_before_the_manifest(tmp_path: Path) -> None:
+    tar, _ = one_layer_archive(tmp_path, 4 * 1024 * 1024)
+    cancelled, manifest = failing_upload(400)
     with client(chunk_size=1024 * 1024) as c, pytest.raises(RegistryError) as err:
         c.push(tar, "app", "v1")
-    assert err.value.status == 500
+    assert err.value.status == 400 and not err.value.transient
     assert "disk full (UNKNOWN)" in str(err.value)
     assert manifest.call_count == 0
+    # A refused upload cannot be resumed: it is cancelled at once, never tried again.
     assert cancelled.call_count == 1
+    assert len([c for c in responses.calls if c.request.method == "PATCH"]) == 1
+
+
+@pytest.mark.parametrize("resume", [True, False])
+@responses.activate
+def test_a_blob_failing_for_good_after_retries_is_kept_to_resume_or_cancelled(
+    tmp_path: Path, resume: bool
+) -> None:
+    tar, _ = one_layer_archive(tmp_path, 4 * 1024 * 1024)
+    cancelled, manifest = failing_upload(500)
+    retry = RetryPolicy(attempts=3, initial_delay=0.001)
+    c = client(chunk_size=1024 * 1024, retry=retry, resume=resume)
+    with c, pytest.raises(RegistryError) as err:
+        c.push(tar, "app", "v1")
+    assert err.value.status == 500 and err.value.transient
+    assert str(err.value).endswith("(gave up after 3 attempts)")
+    assert manifest.call_count == 0
+    # Each failed PATCH is followed by a question, never by a blind repeat. (The config is
+    # small: one PUT of its own.)
+    methods = [
+        c.request.method
+        for c in responses.calls
+        if "uploads/u1" in (c.request.url or "") and c.request.method != "PUT"
+    ]
+    assert methods == ["PATCH", "GET", "PATCH", "GET", "PATCH"] + ([] if resume else ["DELETE"])
+    assert cancelled.call_count == (0 if resume else 1)
 
 
 @responses.activate
@@ -120,11 +160,13 @@ def test_registry_error_bodies_become_typed_errors() -> None:
             ]
         },
     )
+    blob = Blob(BlobInfo("sha256:" + "0" * 64, 1, "x"), lambda: io.BytesIO(b"x"))
     with client() as c, pytest.raises(NotFoundError) as err:
-        c.engine._start_upload("nope", "sha256:" + "0" * 64, None)
+        BlobUpload(c.transport, "nope", blob, chunk_size=1).run()
     assert err.value.codes == ["NAME_UNKNOWN"]
     assert err.value.status == 404
-    assert "repository name not known to registry (NAME_UNKNOWN) [HTTP 404]" in str(err.value)
+    reason = "repository name not known to registry (NAME_UNKNOWN)"
+    assert f"{reason} [HTTP 404 from registry.test]" in str(err.value)
 
 
 @responses.activate

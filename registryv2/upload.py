@@ -1,0 +1,411 @@
+"""Uploading one blob into a registry: the upload protocol, resumable, in one place.
+
+:class:`BlobUpload` reads as the protocol does: check whether the registry has the blob (HEAD);
+continue an upload a previous run left open, mount the blob from another repository, or start
+an upload (POST); send the bytes (one PUT for a blob that fits in a chunk, else one PATCH per
+chunk); commit (PUT with the digest computed while sending). A registry that rejects the bytes
+(another digest) never commits them.
+
+When a step fails in a way that may pass (a reset, a timeout, a 503), the upload waits as the
+:class:`~registryv2.retry.RetryPolicy` says, then asks the registry where it stands: a GET on the
+upload's location answers ``Range: 0-N``, N+1 bytes held. The source and the running sha256 move
+to that offset (re-reading at most one chunk of the source, never re-sending) and the upload
+goes on. An upload the registry no longer knows (404; the CNCF registry drops an upload whose
+PATCH arrived in part) starts again from zero. POST and PATCH are never simply repeated: they
+are only ever continued from where the registry says it stands.
+
+Unfinished uploads are recorded in the :class:`~registryv2.journal.UploadJournal` when there is
+one, so a push run again after Ctrl-C or a crash continues them; without it they are cancelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import threading
+from collections.abc import Callable
+from typing import BinaryIO
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from .events import BlobAction, TransferEvent
+from .exceptions import (
+    CancelledError,
+    DigestMismatchError,
+    NotFoundError,
+    RegistryError,
+)
+from .image import Blob
+from .journal import JournalEntry, UploadJournal
+from .models import BlobResult
+from .retry import Attempts
+from .transport import Transport, blob_url_path
+
+OCTET_STREAM = {"Content-Type": "application/octet-stream"}
+_SKIP_BUFFER = 1024 * 1024
+_RANGE = re.compile(r"^(?:bytes=)?0-(\d+)$")
+
+
+def with_query(location: str, **params: str) -> str:
+    """Add query parameters to an upload location, keeping the ones it has (its state).
+
+    Example:
+        >>> with_query("/v2/a/blobs/uploads/u?_state=s", digest="sha256:ab")
+        '/v2/a/blobs/uploads/u?_state=s&digest=sha256%3Aab'
+    """
+    parts = urlsplit(location)
+    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def read_full(reader: BinaryIO, size: int) -> bytes:
+    """Read exactly ``size`` bytes, or fewer only at the end of ``reader``."""
+    parts: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        data = reader.read(remaining)
+        if not data:
+            break
+        parts.append(data)
+        remaining -= len(data)
+    return b"".join(parts)
+
+
+class BlobUpload:
+    """One blob going into one repository, from the HEAD that may find it there to the commit.
+
+    Args:
+        transport: the registry's transport.
+        repository: where the blob goes.
+        blob: its descriptor and a way to read its bytes.
+        chunk_size: bytes per PATCH (raised to the registry's ``OCI-Chunk-Min-Length``).
+        journal: where unfinished uploads are recorded for the next run, or None.
+        mount_from: a repository of the same registry known to hold the blob, or None.
+        cancel: set when the transfer is abandoned; the upload stops at its next step.
+        emit: receives the blob's ``start``, ``progress`` and ``done`` events.
+
+    Example:
+        >>> BlobUpload(transport, "team/app", layer, chunk_size=5 << 20).run()  # doctest: +SKIP
+        BlobResult(digest='sha256:...', size=..., action='uploaded', bytes_moved=...)
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        repository: str,
+        blob: Blob,
+        *,
+        chunk_size: int,
+        journal: UploadJournal | None = None,
+        mount_from: str | None = None,
+        cancel: threading.Event | None = None,
+        emit: Callable[[TransferEvent], None] | None = None,
+    ) -> None:
+        self.transport = transport
+        self.repository = repository
+        self.blob = blob
+        self.chunk_size = chunk_size
+        self.journal = journal
+        self.mount_from = mount_from
+        self.cancel = cancel or threading.Event()
+        self._emit_event = emit
+        self.what = f"uploading {blob.digest} to {repository}"
+        self.location: str | None = None  # where the registry takes the next bytes
+        self.offset = 0  # bytes of the blob the registry has confirmed
+        self.sent = 0  # bytes the registry accepted from us in this run
+        self._entry: JournalEntry | None = None
+        self._attempts: Attempts | None = None
+        self._reader: BinaryIO | None = None
+        self._read_pos = 0
+        self._hasher = hashlib.sha256()
+        # The sha256 state at the registry's confirmed offset: where a resume starts from.
+        self._confirmed_hash = (0, hashlib.sha256())
+
+    # -- the protocol, top to bottom ---------------------------------------------------------
+
+    def run(self) -> BlobResult:
+        """Make sure the repository holds the blob; say how, and how many bytes were sent."""
+        self._emit("start")
+        if self.exists():
+            return self._finish("exists")
+        if self.journal is not None and self.blob.size > self.chunk_size:
+            self._entry = self.journal.claim(
+                self.transport.registry, self.repository, self.blob.digest
+            )
+        try:
+            return self._transfer()
+        finally:
+            self._close_reader()
+            if self._entry is not None:
+                self._entry.release()
+
+    def exists(self) -> bool:
+        """Ask the registry whether the repository already holds the blob (HEAD)."""
+        response = self.transport.request(
+            "HEAD",
+            blob_url_path(self.repository, self.blob.digest),
+            what=f"checking blob {self.blob.digest} in {self.repository}",
+            expect=(200, 404),
+        )
+        return response.status_code == 200
+
+    def _transfer(self) -> BlobResult:
+        self._attempts = attempts = self.transport.retry.begin(self.what)
+        saved = self._entry.saved() if self._entry is not None else None
+        self.location = saved.location if saved else None
+        asking = saved is not None  # where does the registry's upload stand?
+        checking = False  # did a failed commit land after all?
+        mount_from = self.mount_from
+        try:
+            while True:
+                try:
+                    if checking and self.exists():
+                        return self._finish("uploaded" if self.sent else "exists")
+                    if asking:
+                        self._where()
+                    if self.location is None:
+                        if self._start(mount_from):
+                            return self._finish("mounted")
+                        mount_from = None
+                    asking = checking = False
+                    self._send()
+                    self._commit()
+                    return self._finish("uploaded")
+                except RegistryError as e:
+                    if self.cancel.is_set():
+                        raise CancelledError(self.what) from None
+                    attempts.retry(e)
+                    asking, checking = self.location is not None, True
+        except (CancelledError, KeyboardInterrupt):
+            self._leave_open()
+            raise
+        except RegistryError as e:
+            if e.transient:
+                self._leave_open()
+            else:
+                self._abandon()
+            raise
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _start(self, mount_from: str | None) -> bool:
+        """POST a new upload, or a mount; True when the registry mounted the blob."""
+        params = {"mount": self.blob.digest, "from": mount_from} if mount_from else None
+        what = f"starting upload of {self.blob.digest} to {self.repository}"
+        response = self.transport.request(
+            "POST",
+            f"/v2/{self.repository}/blobs/uploads/",
+            what=what,
+            expect=(201, 202),
+            params=params,
+            retry=False,
+        )
+        if response.status_code == 201:
+            return True
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError(
+                f"{what}: the registry gave no Location", status=response.status_code
+            )
+        # Registries may demand larger chunks than ours (OCI distribution spec 1.1).
+        min_length = response.headers.get("OCI-Chunk-Min-Length", "")
+        if min_length.isdigit():
+            self.chunk_size = max(self.chunk_size, int(min_length))
+        self.location = self.transport.url(location)
+        self._move_to(0)
+        self._record()
+        return False
+
+    def _send(self) -> None:
+        """Send the bytes from the confirmed offset; a blob of one chunk waits for the commit."""
+        assert self.location is not None
+        if self.blob.size <= self.chunk_size:
+            return
+        while self.offset < self.blob.size:
+            if self.cancel.is_set():
+                raise CancelledError(self.what)
+            chunk = self._read(min(self.chunk_size, self.blob.size - self.offset))
+            end = self.offset + len(chunk) - 1
+            response = self.transport.request(
+                "PATCH",
+                self.location,
+                what=self.what,
+                expect=(202,),
+                headers={**OCTET_STREAM, "Content-Range": f"{self.offset}-{end}"},
+                data=chunk,
+                retry=False,
+            )
+            self._confirmed(response, end + 1, len(chunk))
+
+    def _commit(self) -> None:
+        """PUT the digest computed over every byte (with the bytes, for a one-chunk blob)."""
+        assert self.location is not None
+        body = b""
+        if self.offset < self.blob.size:
+            body = self._read(self.blob.size - self.offset)
+        digest = self.blob.verify(self.offset + len(body), self._hasher.hexdigest())
+        response = self.transport.request(
+            "PUT",
+            with_query(self.location, digest=digest),
+            what=self.what,
+            expect=(201,),
+            headers=OCTET_STREAM if body else None,
+            data=body or None,
+            retry=False,
+        )
+        self.sent += len(body)
+        self.offset = self.blob.size
+        answered = response.headers.get("Docker-Content-Digest")
+        if answered and answered != digest:
+            raise RegistryError(f"{self.what}: the registry stored it as {answered}")
+
+    # -- resuming ----------------------------------------------------------------------------
+
+    def _where(self) -> None:
+        """Ask the registry how many bytes of the upload it holds, and continue from there.
+
+        An upload it no longer knows, or whose answer makes no sense, is dropped: the next
+        step starts a new one.
+        """
+        assert self.location is not None
+        what = f"{self.what}: asking where the upload stands"
+        try:
+            response = self.transport.request(
+                "GET", self.location, what=what, expect=(204, 200), retry=False
+            )
+        except NotFoundError:
+            self._drop_upload()
+            return
+        header = response.headers.get("Range", "").strip()
+        match = _RANGE.match(header)
+        # "0-0" is how the CNCF registry says "nothing yet" (it cannot say 0-(-1)).
+        held = int(match.group(1)) + 1 if match and match.group(1) != "0" else 0
+        if (header and not match) or held > self.blob.size:
+            self._drop_upload()
+            return
+        self.location = self.transport.url(response.headers.get("Location") or self.location)
+        self._move_to(held)
+        self._record()
+        self._emit("progress")
+
+    def _drop_upload(self) -> None:
+        self.location = None
+        if self._entry is not None:
+            self._entry.forget()
+
+    def _move_to(self, offset: int) -> None:
+        """Put the source and the running hash at ``offset`` bytes of the blob."""
+        base, state = self._confirmed_hash
+        if offset < base:
+            base, state = 0, hashlib.sha256()
+        self._seek(base)
+        self._hasher = state.copy()
+        while self._read_pos < offset:
+            data = self._source().read(min(_SKIP_BUFFER, offset - self._read_pos))
+            if not data:
+                raise DigestMismatchError(
+                    f"blob {self.blob.digest}: the source ended at {self._read_pos} bytes, "
+                    f"expected {self.blob.size}"
+                )
+            self._hasher.update(data)
+            self._read_pos += len(data)
+        self.offset = offset
+        self._confirmed_hash = (offset, self._hasher.copy())
+
+    def _confirmed(self, response: requests.Response, offset: int, sent: int) -> None:
+        assert self.location is not None
+        self.location = self.transport.url(response.headers.get("Location") or self.location)
+        self.offset = offset
+        self.sent += sent
+        self._confirmed_hash = (offset, self._hasher.copy())
+        if self._attempts is not None:
+            self._attempts.reset()  # failures count in a row: this chunk went through
+        self._record()
+        self._emit("progress")
+
+    def _record(self) -> None:
+        if self._entry is not None and self.location is not None:
+            self._entry.record(self.location, self.offset)
+
+    def _leave_open(self) -> None:
+        """Interrupted: keep the upload for the next run when journaled, else cancel it."""
+        if self._entry is None:
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """Cancel the registry's upload and forget it; best effort, the cause matters more."""
+        if self._entry is not None:
+            self._entry.forget()
+        if self.location is None:
+            return
+        with contextlib.suppress(RegistryError):
+            self.transport.request(
+                "DELETE",
+                self.location,
+                what="cancelling upload",
+                expect=(204, 404, 405),
+                retry=False,
+            )
+
+    # -- the source ----------------------------------------------------------------------------
+
+    def _source(self) -> BinaryIO:
+        if self._reader is None:
+            self._reader = self.blob.open()
+            self._read_pos = 0
+        return self._reader
+
+    def _seek(self, offset: int) -> None:
+        reader = self._source()
+        if self._read_pos == offset:
+            return
+        if reader.seekable():
+            reader.seek(offset)
+            self._read_pos = offset
+            return
+        if offset < self._read_pos:
+            self._close_reader()
+            reader = self._source()
+        while self._read_pos < offset:
+            data = reader.read(min(_SKIP_BUFFER, offset - self._read_pos))
+            if not data:
+                break
+            self._read_pos += len(data)
+
+    def _read(self, size: int) -> bytes:
+        """The next ``size`` bytes of the blob, hashed as they are read."""
+        data = read_full(self._source(), size)
+        self._hasher.update(data)
+        self._read_pos += len(data)
+        return data
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def _finish(self, action: BlobAction) -> BlobResult:
+        if self._entry is not None:
+            self._entry.forget()
+        self._emit("done", action)
+        return BlobResult(self.blob.digest, self.blob.size, action, self.sent)
+
+    def _emit(self, kind: str, action: BlobAction | None = None) -> None:
+        if self._emit_event is None:
+            return
+        done = self.blob.size if kind == "done" else self.offset
+        self._emit_event(
+            TransferEvent(
+                kind,  # type: ignore[arg-type]
+                self.repository,
+                self.blob.digest,
+                self.blob.size,
+                done,
+                action,
+            )
+        )

@@ -1,0 +1,377 @@
+"""Transfers that finish through faults: resets, 503s, 429s, stalls, a killed registry, hung ports.
+
+Faults come from the fault proxy in front of a real registry (tests/proxies.py); skopeo checks
+what arrived. Byte counts are the proxy's: what crossed the wire, failed requests included.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registryv2 import (
+    ImageArchive,
+    RegistryClient,
+    RegistryError,
+    RetryPolicy,
+    TransferEvent,
+    check_registry_connectivity,
+    delete_image,
+    get_image_info,
+    get_manifest,
+    list_repositories,
+    list_tags,
+    pull_docker_tar,
+    push_docker_tar,
+    validate_docker_tar,
+)
+
+from .archives import simple_image, write_big_legacy, write_legacy
+from .proxies import FAST, FaultyProxy, Seen, SilentServer
+from .servers import RegistryServer, skopeo, skopeo_pull_dir
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def big_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 120 MB image of four incompressible layers."""
+    path = tmp_path_factory.mktemp("big") / "big.tar"
+    return write_big_legacy(path, "big:v1", [40 * MiB, 30 * MiB, 30 * MiB, 20 * MiB])
+
+
+@pytest.fixture
+def own_registry(tmp_path: Path) -> Iterator[RegistryServer]:
+    """A registry of this test's own, which it may kill and start again."""
+    server = RegistryServer(tmp_path / "registry")
+    yield server
+    if server.process.poll() is None:
+        server.stop()
+
+
+def blob_bytes(archive: Path) -> int:
+    """Bytes of every blob of the archive's image: what a push must send at least once."""
+    with ImageArchive.open(archive) as opened:
+        return opened.select().size
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "registryv2", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+# -- resets, busy answers and stalls, for a push and a pull --------------------------------------
+
+
+def test_a_push_through_resets_resumes_instead_of_restarting(
+    registry: RegistryServer, repo: str, big_archive: Path, tmp_path: Path
+) -> None:
+    events: list[TransferEvent] = []
+    size = blob_bytes(big_archive)
+    with FaultyProxy(registry.host) as proxy:
+        proxy.reset_every(8)  # cut every 8th upload request halfway through its body
+        retry = RetryPolicy(initial_delay=0.05)
+        with RegistryClient(proxy.url, retry=retry, progress=events.append) as client:
+            result = client.push(big_archive, repo, "v1")
+    retries = [e for e in events if e.kind == "retry"]
+    assert len(retries) >= 2, "the proxy should have broken several uploads"
+    assert all("connection to" in e.message and e.digest for e in retries)
+    # Resumed from where the registry stood: only the broken halves were sent twice.
+    assert size < proxy.uploaded < 1.2 * size
+    # Each break was followed by a question (GET on the upload), never a blind repeat.
+    assert len(proxy.seen("GET", "/blobs/uploads/")) >= len(retries)
+    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")
+    assert pulled["digest"] == result.digest
+
+
+def test_a_pull_through_resets_resumes_with_range(
+    registry: RegistryServer, repo: str, big_archive: Path, tmp_path: Path
+) -> None:
+    push_docker_tar(big_archive, registry.url, repo, "v1")
+    size = blob_bytes(big_archive)
+    out = tmp_path / "pulled.tar"
+    with FaultyProxy(registry.host) as proxy:
+        proxy.reset_every(2)
+        pull_docker_tar(out, proxy.url, repo, "v1", retry=FAST)
+        ranged = [r for r in proxy.requests if r.range]
+    assert len(ranged) >= 2
+    assert proxy.downloaded < 1.2 * size
+    assert validate_docker_tar(out)
+    skopeo("inspect", f"docker-archive:{out}")
+
+
+def test_503s_and_a_429_with_retry_after_are_waited_out(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    tar = write_legacy(tmp_path / "app.tar", [simple_image()])
+    events: list[TransferEvent] = []
+    with FaultyProxy(registry.host) as proxy:
+        proxy.refuse(3, 503)
+        proxy.refuse(1, 429, {"Retry-After": "1"})
+        started = time.monotonic()
+        retry = RetryPolicy(initial_delay=0.05)
+        with RegistryClient(proxy.url, retry=retry, progress=events.append) as client:
+            digest = client.push(tar, repo, "v1").digest
+        took = time.monotonic() - started
+        proxy.refuse(2, 503)
+        out = tmp_path / "out.tar"
+        pull_docker_tar(out, proxy.url, repo, "v1", retry=FAST)
+    assert took >= 1.0  # the registry asked for a second: it got it
+    messages = [e.message for e in events if e.kind == "retry"]
+    assert sum("HTTP 503" in m for m in messages) == 3
+    assert [e.delay for e in events if e.kind == "retry" and "HTTP 429" in e.message] == [1.0]
+    assert skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "skopeo")["digest"] == digest
+    assert validate_docker_tar(out)
+
+
+def test_a_stalled_request_is_given_up_and_retried(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    tar = write_legacy(tmp_path / "app.tar", [simple_image()])
+    with FaultyProxy(registry.host) as proxy:
+        proxy.stall(2, 5.0)  # longer than the read timeout below
+        started = time.monotonic()
+        push_docker_tar(tar, proxy.url, repo, "v1", timeout=1, retry=FAST)
+        proxy.stall(1, 5.0)
+        pull_docker_tar(tmp_path / "out.tar", proxy.url, repo, "v1", timeout=1, retry=FAST)
+        took = time.monotonic() - started
+    assert took < 10
+    assert validate_docker_tar(tmp_path / "out.tar")
+
+
+# -- resume across runs ---------------------------------------------------------------------------
+
+
+def kill_when(server: RegistryServer, proxy: FaultyProxy, uploaded: int) -> Callable[[Seen], None]:
+    """Kill the registry before the first request forwarded after ``uploaded`` bytes arrived."""
+
+    def hook(request: Seen) -> None:
+        if proxy.uploaded >= uploaded and server.process.poll() is None:
+            server.kill()
+
+    return hook
+
+
+def test_a_push_cut_off_by_a_registry_crash_continues_on_the_next_run(
+    own_registry: RegistryServer, tmp_path: Path
+) -> None:
+    tar = write_big_legacy(tmp_path / "one.tar", "one:v1", [48 * MiB])
+    size = blob_bytes(tar)
+    cache = tmp_path / "cache"
+    env = {"XDG_CACHE_HOME": str(cache)}
+    with FaultyProxy(own_registry.host) as proxy:
+        proxy.throttle = 0.002  # about 30 MB/s: the crash comes in the middle of the layer
+        proxy.before_forward = kill_when(own_registry, proxy, 20 * MiB)
+        ref = f"{proxy.host}/one:v1"
+        first = run_cli("push", "--retries", "2", str(tar), ref, env=env)
+        assert first.returncode == 1
+        line = one_line(first.stderr)
+        assert line.startswith("registryv2: error: ") and proxy.host in line
+        assert "gave up after 2 attempts" in line
+        assert len(list((cache / "registryv2" / "uploads").glob("*.json"))) == 1
+
+        own_registry.start()
+        proxy.before_forward = None
+        proxy.throttle = 0
+        sent_before = proxy.uploaded
+        second = run_cli("push", str(tar), ref, env=env)
+        assert second.returncode == 0, second.stderr
+        sent_again = proxy.uploaded - sent_before
+    # The second run continued the one layer from the registry's offset (about 15 MiB in;
+    # the chunk in flight at the crash is lost): starting over would send all of it.
+    assert sent_again < 0.75 * size
+    assert list((cache / "registryv2" / "uploads").glob("*.json")) == []
+    pulled = skopeo_pull_dir(f"{own_registry.host}/one:v1", tmp_path / "out")
+    assert pulled["digest"] == second.stdout.strip()
+    assert pulled["layers"][0]["size"] == size - pulled["config"]["size"]
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_push_keeps_its_uploads_for_the_next_run(
+    registry: RegistryServer, repo: str, tmp_path: Path, signum: int, status: int
+) -> None:
+    tar = write_big_legacy(tmp_path / "one.tar", "one:v1", [40 * MiB])
+    size = blob_bytes(tar)
+    cache = tmp_path / "cache"
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    with FaultyProxy(registry.host) as proxy:
+        proxy.throttle = 0.002
+        ref = f"{proxy.host}/{repo}:v1"
+        command = [sys.executable, "-m", "registryv2", "push", str(tar), ref]
+        child = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while proxy.uploaded < 15 * MiB and time.monotonic() < deadline:
+            time.sleep(0.02)
+        child.send_signal(signum)
+        stopped = time.monotonic()
+        _, stderr = child.communicate(timeout=30)
+        assert child.returncode == status
+        assert time.monotonic() - stopped < 2
+        assert "Traceback" not in stderr
+        assert not proxy.seen("DELETE")  # kept, not cancelled
+        assert len(list((cache / "registryv2" / "uploads").glob("*.json"))) == 1
+        sent_before = proxy.uploaded
+        proxy.throttle = 0
+        done = run_cli("push", str(tar), ref, env={"XDG_CACHE_HOME": str(cache)})
+        assert done.returncode == 0, done.stderr
+        assert proxy.uploaded - sent_before < 0.8 * size
+    assert skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")["digest"] == (
+        done.stdout.strip()
+    )
+
+
+def test_without_resume_an_interrupted_push_cancels_its_uploads(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    tar = write_big_legacy(tmp_path / "one.tar", "one:v1", [30 * MiB])
+    cache = tmp_path / "cache"
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    with FaultyProxy(registry.host) as proxy:
+        proxy.throttle = 0.002
+        ref = f"{proxy.host}/{repo}:v1"
+        command = [sys.executable, "-m", "registryv2", "push", "--no-resume", str(tar), ref]
+        child = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        while proxy.uploaded < 10 * MiB and child.poll() is None:
+            time.sleep(0.02)
+        child.send_signal(signal.SIGINT)
+        child.communicate(timeout=30)
+        assert child.returncode == 130
+        assert len(proxy.seen("DELETE", "/blobs/uploads/")) == 1
+    assert not list(cache.rglob("*.json"))
+
+
+# -- a port that accepts and never answers ----------------------------------------------------
+
+
+TWICE = RetryPolicy(attempts=2, initial_delay=0.001, max_delay=0.01)
+HUNG_CALLS: list[tuple[str, Callable[[str], Any]]] = [
+    ("connectivity", lambda url: check_registry_connectivity(url, 1, retry=TWICE)),
+    ("list_repositories", lambda url: list_repositories(url, 1, retry=TWICE)),
+    ("list_tags", lambda url: list_tags(url, "team/app", 1, retry=TWICE)),
+    ("get_manifest", lambda url: get_manifest(url, "team/app", "v1", 1, retry=TWICE)),
+    ("get_image_info", lambda url: get_image_info(url, "team/app", "v1", 1, retry=TWICE)),
+    ("delete_image", lambda url: delete_image(url, "team/app", "v1", 1, retry=TWICE)),
+]
+
+
+@pytest.mark.parametrize("scheme", ["", "http://"])
+@pytest.mark.parametrize(("name", "call"), HUNG_CALLS, ids=[n for n, _ in HUNG_CALLS])
+def test_a_registry_that_never_answers_is_one_clear_error_in_bounded_time(
+    scheme: str, name: str, call: Callable[[str], Any]
+) -> None:
+    with SilentServer() as silent:
+        started = time.monotonic()
+        with pytest.raises(RegistryError) as err:
+            call(scheme + silent.host)
+        took = time.monotonic() - started
+    message = str(err.value)
+    assert "\n" not in message and silent.host in message
+    assert "did not answer within 1s" in message and "gave up after 2 attempts" in message
+    assert err.value.transient
+    # Two attempts of one second each (the https probe of a bare host included), tiny waits.
+    assert 1.8 < took < 4, took
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_cli_against_a_registry_that_never_answers(command: str, tmp_path: Path) -> None:
+    tar = write_legacy(tmp_path / "app.tar", [simple_image()])
+    with SilentServer() as silent:
+        ref = f"{silent.host}/team/app:v1"
+        args = [str(tar), ref] if command == "push" else [ref, "-o", str(tmp_path / "o.tar")]
+        started = time.monotonic()
+        done = run_cli(command, "--timeout", "1", "--retries", "2", *args)
+        took = time.monotonic() - started
+    assert done.returncode == 1
+    line = one_line(done.stderr)
+    assert f"{silent.host} did not answer within 1s" in line and "gave up after 2" in line
+    assert took < 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.tar"]
+
+
+# -- many threads and processes ---------------------------------------------------------------
+
+
+def test_eight_threads_share_one_client_and_each_blob_goes_up_once(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    shared = write_big_legacy(tmp_path / "shared.tar", "shared:v1", [12 * MiB, 6 * MiB])
+    others = [
+        write_legacy(tmp_path / f"other{n}.tar", [simple_image(seed=str(n))]) for n in range(4)
+    ]
+    jobs = [(shared, f"{repo}/same", f"t{n}") for n in range(4)]
+    jobs += [(tar, f"{repo}/other{n}", "v1") for n, tar in enumerate(others)]
+    results: dict[int, Any] = {}
+    errors: list[BaseException] = []
+    with FaultyProxy(registry.host) as proxy, RegistryClient(proxy.url, workers=4) as client:
+        start = threading.Barrier(len(jobs))
+
+        def push(n: int, tar: Path, repository: str, tag: str) -> None:
+            start.wait()
+            try:
+                results[n] = client.push(tar, repository, tag)
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=push, args=(n, *job)) for n, job in enumerate(jobs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+    shared_digests = {results[n].digest for n in range(4)}
+    assert len(shared_digests) == 1
+    uploaded = [b.digest for r in results.values() for b in r.blobs if b.action == "uploaded"]
+    assert len(uploaded) == len(set(uploaded))  # each blob uploaded by one thread only
+    assert proxy.uploaded < blob_bytes(shared) * 1.05 + sum(blob_bytes(t) for t in others)
+    for n in range(4):
+        assert list_tags(registry.url, f"{repo}/same") and results[n].digest in shared_digests
+    pulled = skopeo_pull_dir(f"{registry.host}/{repo}/same:t3", tmp_path / "out")
+    assert pulled["digest"] == shared_digests.pop()
+
+
+def test_two_processes_push_the_same_image_at_once(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    tar = write_big_legacy(tmp_path / "same.tar", "same:v1", [24 * MiB, 8 * MiB])
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "registryv2", "push", "--chunk-size", str(MiB), str(tar)]
+    children = [
+        subprocess.Popen(
+            [*command, f"{registry.host}/{repo}:p{n}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(2)
+    ]
+    outputs = [child.communicate(timeout=120) for child in children]
+    assert [child.returncode for child in children] == [0, 0], outputs
+    digests = {out.strip() for out, _ in outputs}
+    assert len(digests) == 1
+    for n in range(2):
+        pulled = skopeo_pull_dir(f"{registry.host}/{repo}:p{n}", tmp_path / f"out{n}")
+        assert pulled["digest"] in digests
