@@ -236,6 +236,9 @@ class FaultyProxy:
                     self.downloaded += len(piece)
                 if self.throttle:
                     time.sleep(self.throttle)
+        if response.length:  # the registry went away mid-body: so does this connection
+            handler.connection.shutdown(socket.SHUT_RDWR)
+            raise _Reset
 
     def _take_cut(self, path: str) -> int | None:
         digest = path.rsplit("/", 1)[1]

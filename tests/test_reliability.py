@@ -147,6 +147,34 @@ def test_503s_and_a_429_with_retry_after_are_waited_out(
     assert validate_docker_tar(out)
 
 
+def test_a_registry_killed_mid_pull_is_a_clear_error_after_spaced_retries(
+    own_registry: RegistryServer, big_archive: Path, tmp_path: Path
+) -> None:
+    push_docker_tar(big_archive, own_registry.url, "big", "v1")
+    out = tmp_path / "out.tar"
+    out.write_bytes(b"an older archive")
+    events: list[TransferEvent] = []
+    with FaultyProxy(own_registry.host) as proxy:
+        proxy.throttle = 0.002
+
+        def crash_mid_stream() -> None:
+            while proxy.downloaded < 10 * MiB:
+                time.sleep(0.01)
+            own_registry.kill()
+
+        threading.Thread(target=crash_mid_stream, daemon=True).start()
+        retry = RetryPolicy(attempts=4, initial_delay=0.2, max_delay=0.2)
+        with RegistryClient(proxy.url, retry=retry, progress=events.append) as client:
+            with pytest.raises(RegistryError) as err:
+                client.pull("big:v1", out)
+    message = str(err.value)
+    assert "\n" not in message and proxy.host in message and "gave up after 4" in message
+    retries = [e for e in events if e.kind == "retry"]
+    assert retries and all(0 <= e.delay <= 0.2 for e in retries)
+    assert out.read_bytes() == b"an older archive"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tar", "registry"]
+
+
 def test_a_stalled_request_is_given_up_and_retried(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
