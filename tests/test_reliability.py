@@ -164,9 +164,9 @@ def test_a_registry_killed_mid_pull_is_a_clear_error_after_spaced_retries(
 
         threading.Thread(target=crash_mid_stream, daemon=True).start()
         retry = RetryPolicy(attempts=4, initial_delay=0.2, max_delay=0.2)
-        with RegistryClient(proxy.url, retry=retry, progress=events.append) as client:
-            with pytest.raises(RegistryError) as err:
-                client.pull("big:v1", out)
+        client = RegistryClient(proxy.url, retry=retry, progress=events.append)
+        with client, pytest.raises(RegistryError) as err:
+            client.pull("big:v1", out)
     message = str(err.value)
     assert "\n" not in message and proxy.host in message and "gave up after 4" in message
     retries = [e for e in events if e.kind == "retry"]
