@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import RegistryServer
+from .servers import DockerDaemon, DockerUnavailable, RegistryServer
 
 
 @pytest.fixture(autouse=True)
@@ -29,3 +29,15 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
 def repo(request: pytest.FixtureRequest) -> str:
     """A repository name of this test's own, so tests sharing a registry never collide."""
     return "t/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
+
+
+@pytest.fixture(scope="session")
+def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
+    """The docker daemon, started if it is not running. Skipped only where none can start
+    (docker.io not installed, or not root): .ci/setup installs it, so CI never skips."""
+    try:
+        daemon = DockerDaemon(tmp_path_factory.mktemp("docker"))
+    except DockerUnavailable as e:
+        pytest.skip(str(e))
+    yield daemon
+    daemon.stop()

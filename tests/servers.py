@@ -1,9 +1,10 @@
-"""Real peers for the integration tests: the CNCF distribution registry and skopeo."""
+"""Real peers for the integration tests: the CNCF distribution registry, skopeo and docker."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -160,3 +161,57 @@ def push_index(url: str, repository: str, tag: str, archives: dict[str, Path]) -
         ).encode()
         client.put_manifest(repository, tag, index, "application/vnd.oci.image.index.v1+json")
     return index
+
+
+class DockerDaemon:
+    """The docker daemon: the one running, or ``dockerd`` started here (as root) and stopped."""
+
+    def __init__(self, root: Path) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        if self._answers():
+            return
+        if shutil.which("dockerd") is None or os.geteuid() != 0:
+            raise DockerUnavailable(
+                "no docker daemon runs, and none can be started here (install docker.io, run as "
+                "root)"
+            )
+        self.log = open(root / "dockerd.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            ["dockerd", "--host", "unix:///var/run/docker.sock"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("dockerd did not start: " + (root / "dockerd.log").read_text())
+            time.sleep(0.5)
+
+    @staticmethod
+    def _answers() -> bool:
+        if shutil.which("docker") is None:
+            return False
+        done = subprocess.run(["docker", "info"], capture_output=True, timeout=60, check=False)
+        return done.returncode == 0
+
+    def run(self, *args: str, timeout: float = 300) -> str:
+        """``docker ARGS``; its output, or an AssertionError with what docker said."""
+        done = subprocess.run(
+            ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} failed:\n{done.stderr}")
+        return done.stdout
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.log.close()
+
+
+class DockerUnavailable(RuntimeError):
+    """No docker daemon runs and none can be started on this machine."""

@@ -1,0 +1,98 @@
+"""What docker itself accepts: archives docker saves, images docker pulls, archives docker loads.
+
+docker treats registries on 127.0.0.0/8 as insecure by default, so it talks plain http to the
+test registry. Images are a busybox binary in one layer, so docker can run what it got.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from registryv2 import (
+    inspect_docker_tar,
+    pull_docker_tar,
+    push_docker_tar,
+    push_docker_tar_with_all_original_tags,
+)
+
+from .archives import SampleImage, write_docker25
+from .servers import DockerDaemon, RegistryServer, require
+
+pytestmark = pytest.mark.integration
+
+
+def busybox_image(tags: list[str]) -> SampleImage:
+    """One layer holding a static busybox, executable: docker can run it."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        data = Path(require("busybox")).read_bytes()
+        info = tarfile.TarInfo("bin/busybox")
+        info.size, info.mode, info.mtime = len(data), 0o755, 1_700_000_000
+        tar.addfile(info, io.BytesIO(data))
+    return SampleImage(layers=[buffer.getvalue()], tags=tags)
+
+
+@pytest.fixture
+def images(docker: DockerDaemon) -> Iterator[list[str]]:
+    """Names of images this test gives docker; removed from docker afterwards."""
+    names: list[str] = []
+    yield names
+    if names:
+        docker.run("rmi", "--force", *names)
+
+
+def test_an_archive_docker_saved_is_pushed_and_docker_pulls_and_runs_it(
+    docker: DockerDaemon, images: list[str], registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    source = f"rv2-test/{repo.replace('/', '-')}:src"
+    images.append(source)
+    docker.run("load", "-i", str(write_docker25(tmp_path / "src.tar", [busybox_image([source])])))
+    saved = tmp_path / "saved.tar"
+    docker.run("save", "-o", str(saved), source)  # docker's own archive, its own layout
+    digest = push_docker_tar(saved, registry.url, repo, "v1")
+
+    ref = f"{registry.host}/{repo}:v1"
+    images.append(ref)
+    docker.run("pull", ref)
+    repo_digests = docker.run("image", "inspect", "--format", "{{json .RepoDigests}}", ref)
+    assert f"{registry.host}/{repo}@{digest}" in repo_digests
+    # Same image ID: the config docker saved is the config that came back.
+    ids = {docker.run("image", "inspect", "--format", "{{.Id}}", name).strip() for name in images}
+    assert ids == {inspect_docker_tar(saved).config_digest}
+    assert docker.run("run", "--rm", ref, "/bin/busybox", "echo", "hello").strip() == "hello"
+
+
+def test_an_archive_we_pull_is_loaded_and_run_by_docker(
+    docker: DockerDaemon, images: list[str], registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    archive = write_docker25(tmp_path / "src.tar", [busybox_image(["example.com/bb:1"])])
+    push_docker_tar(archive, registry.url, repo, "v1")
+    pulled = tmp_path / "pulled.tar"
+    pull_docker_tar(pulled, registry.url, repo, "v1")
+
+    ref = f"{registry.host}/{repo}:v1"
+    images.append(ref)
+    assert f"Loaded image: {ref}" in docker.run("load", "-i", str(pulled))
+    assert docker.run("run", "--rm", ref, "/bin/busybox", "echo", "loaded").strip() == "loaded"
+
+
+def test_every_tag_of_a_docker_saved_archive_is_pulled_by_docker(
+    docker: DockerDaemon, images: list[str], registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    base = f"{registry.host}/{repo}"
+    tags = [f"{base}/tool:1.0", f"{base}/tool:latest", f"{base}/other:2"]
+    images.extend(tags)
+    docker.run("load", "-i", str(write_docker25(tmp_path / "src.tar", [busybox_image(tags)])))
+    saved = tmp_path / "saved.tar"
+    docker.run("save", "-o", str(saved), *tags)
+    docker.run("rmi", *tags)
+    digests = push_docker_tar_with_all_original_tags(saved, registry.url)
+    assert len(digests) == 3 and len(set(digests)) == 1
+    for tag in tags:
+        docker.run("pull", tag)
+        assert docker.run("run", "--rm", tag, "/bin/busybox", "echo", "ok").strip() == "ok"
