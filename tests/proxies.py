@@ -140,8 +140,9 @@ class FaultyProxy:
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
         with self._lock:
             self.requests.append(Seen(handler.command, handler.path, headers.get("Range")))
-            refusal = self._refusals.pop(0) if self._refusals else None
+            # One fault per request: a stall first, else a refusal.
             stall = self._stalls.pop(0) if self._stalls else None
+            refusal = self._refusals.pop(0) if self._refusals and stall is None else None
         body = self._read_body(handler)
         if stall is not None:
             time.sleep(stall)
