@@ -9,6 +9,7 @@ set of scopes until they expire, and a token the registry rejects is fetched ane
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 import time
@@ -17,11 +18,14 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+import urllib3
 
 from .credentials import Credentials
 from .exceptions import AuthenticationError, RegistryError
+from .retry import TRANSIENT_STATUSES, describe_failure, is_transient
 
 _TOKEN_MARGIN = 10.0  # seconds: refresh a token this long before it expires
+MAX_TOKEN_ANSWER = 1024 * 1024
 _CHALLENGE_RE = re.compile(r'\s*([A-Za-z][\w.-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*,?')
 
 
@@ -109,12 +113,15 @@ class Authenticator:
         session: requests.Session,
         credentials: Callable[[], Credentials | None],
         verify: bool | str,
+        allow_http_realm: Callable[[], bool] = lambda: False,
     ) -> None:
         self.registry = registry
         self._session = session
         self._load_credentials = credentials
         self._loaded: list[Credentials | None] = []
         self._verify = verify
+        self._allow_http_realm = allow_http_realm
+        self.timeouts: tuple[float, float] = (10.0, 60.0)
         self._lock = threading.Lock()
         self._scheme: str | None = None  # "basic" or "bearer" once a challenge said so
         self._bearer: dict[str, str] = {}
@@ -162,6 +169,7 @@ class Authenticator:
         with self._lock:
             for challenge in challenges:
                 if challenge.scheme == "bearer" and challenge.params.get("realm"):
+                    self._check_realm(challenge.params["realm"])
                     self._scheme, self._bearer = "bearer", challenge.params
                     token = self._tokens.get(scopes)
                     if token is not None and sent == f"Bearer {token.value}":
@@ -171,6 +179,23 @@ class Authenticator:
                     self._scheme = "basic"
                     return sent is None or not sent.startswith("Basic ")
         return False
+
+    def _check_realm(self, realm: str) -> None:
+        """A realm is where credentials go: a sound https URL (http only where the registry
+        itself is spoken to over http)."""
+        try:
+            parts = urlsplit(realm)
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            raise AuthenticationError(
+                f"{self.registry} names a malformed token server: {realm!r}"
+            ) from None
+        allowed = ("https", "http") if self._allow_http_realm() else ("https",)
+        if parts.scheme not in allowed or not parts.hostname:
+            raise AuthenticationError(
+                f"{self.registry} names a token server our credentials must not go to: "
+                f"{realm!r} (only https, or http for a registry reached over http)"
+            )
 
     def _fetch_token(self, scopes: frozenset[str]) -> str:
         realm = self._bearer["realm"]
@@ -185,7 +210,8 @@ class Authenticator:
                 response = self._session.post(
                     realm,
                     verify=self._verify,
-                    timeout=60,
+                    timeout=self.timeouts,
+                    stream=True,
                     data={
                         "grant_type": "refresh_token",
                         "refresh_token": creds.identity_token,
@@ -197,28 +223,58 @@ class Authenticator:
             else:
                 auth = (creds.username, creds.password) if creds and creds.username else None
                 response = self._session.get(
-                    realm, params=params, auth=auth, verify=self._verify, timeout=60
+                    realm,
+                    params=params,
+                    auth=auth,
+                    verify=self._verify,
+                    timeout=self.timeouts,
+                    stream=True,
                 )
         except requests.RequestException as e:
-            raise RegistryError(f"{what}: {type(e).__name__}") from None
-        if response.status_code in (401, 403):
-            who = f"as {creds.username!r}" if creds and creds.username else "anonymously"
-            raise AuthenticationError(
-                f"{what}: credentials refused {who} [HTTP {response.status_code}]",
-                status=response.status_code,
-            )
-        if response.status_code != 200:
             raise RegistryError(
-                f"{what}: [HTTP {response.status_code}]", status=response.status_code
-            )
+                f"{what}: {describe_failure(e)}", transient=is_transient(e)
+            ) from None
         try:
-            doc = response.json()
-            value = str(doc.get("token") or doc.get("access_token"))
-            lifetime = float(doc.get("expires_in") or 60)
-        except (ValueError, AttributeError):
-            raise RegistryError(f"{what}: the token server answered without a token") from None
+            if response.status_code in (401, 403):
+                who = f"as {creds.username!r}" if creds and creds.username else "anonymously"
+                raise AuthenticationError(
+                    f"{what}: credentials refused {who} [HTTP {response.status_code}]",
+                    status=response.status_code,
+                )
+            if response.status_code != 200:
+                raise RegistryError(
+                    f"{what}: [HTTP {response.status_code}]",
+                    status=response.status_code,
+                    transient=response.status_code in TRANSIENT_STATUSES,
+                )
+            raw = response.raw.read(MAX_TOKEN_ANSWER + 1, decode_content=True)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
+            raise RegistryError(
+                f"{what}: the answer broke off ({describe_failure(e)})", transient=is_transient(e)
+            ) from None
+        finally:
+            response.close()
+        value, lifetime = _token(raw, what)
         self._tokens[scopes] = _Token(value, time.monotonic() + lifetime - _TOKEN_MARGIN)
         return value
+
+
+def _token(raw: bytes, what: str) -> tuple[str, float]:
+    """The token and its lifetime in seconds, from a token server's answer."""
+    if len(raw) > MAX_TOKEN_ANSWER:
+        raise AuthenticationError(f"{what}: the token server sent more than a token")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        doc = None
+    token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
+    if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
+        shown = raw[:80].decode("utf-8", "replace")
+        raise AuthenticationError(f"{what}: the token server answered without a token: {shown!r}")
+    lifetime = doc.get("expires_in") if isinstance(doc, dict) else None
+    if not isinstance(lifetime, int | float) or isinstance(lifetime, bool) or lifetime <= 0:
+        lifetime = 60
+    return token, float(lifetime)
 
 
 def _basic(creds: Credentials) -> str:

@@ -22,6 +22,8 @@ from .image import Blob, Image
 from .journal import UploadJournal
 from .manifest import (
     MANIFEST_ACCEPT,
+    MAX_CONFIG_SIZE,
+    MAX_MANIFEST_SIZE,
     host_platform,
     parse_manifest,
     parse_platform,
@@ -37,8 +39,14 @@ from .models import (
     PushResult,
     RegistryConfig,
 )
-from .reference import Reference, is_digest, normalize_archive_tag
+from .reference import Reference, is_digest, is_tag, normalize_archive_tag
 from .transport import Transport
+
+# A listing that goes on longer than this is a broken or hostile registry, not a real one.
+MAX_PAGES = 100_000
+MAX_ENTRIES = 1_000_000
+# An index of indexes is allowed by the spec; deeper than this is not an image.
+MAX_INDEX_DEPTH = 4
 
 
 def _platform(platform: str | Platform | None) -> Platform | None:
@@ -58,6 +66,15 @@ def _split(reference: str) -> tuple[str, str]:
             f"invalid reference {reference!r}: give repository:tag, the registry is the client's"
         )
     return ref.repository, ref.identifier
+
+
+def _check_identifier(reference: str) -> None:
+    """A tag or a digest, before it becomes part of a URL."""
+    if not (is_tag(reference) or is_digest(reference)):
+        raise ValidationError(
+            f"invalid tag or digest {reference!r}: a tag is up to 128 letters, digits, '_', '.' "
+            "and '-'; a digest is sha256: and 64 hex digits"
+        )
 
 
 def _check_repository(repository: str, tag: str | None = None) -> None:
@@ -145,18 +162,30 @@ class RegistryClient:
     # -- listing -----------------------------------------------------------------------------
 
     def _pages(self, path: str, key: str, what: str, page_size: int | None) -> Iterator[str]:
-        """Follow a paginated list (``Link: <...>; rel="next"``) to its end."""
+        """Follow a paginated list (``Link: <...>; rel="next"``) to its end.
+
+        At most :data:`MAX_PAGES` pages and :data:`MAX_ENTRIES` entries: a registry whose
+        links never end, or whose list is absurdly long, is an error, not a hang.
+        """
         url, params = path, {"n": str(page_size)} if page_size else None
         seen: set[str] = set()
-        while True:
+        entries = 0
+        for _ in range(MAX_PAGES):
             doc, response = self.transport.json(url, what=what, params=params)
             if not isinstance(doc, dict):
                 raise RegistryError(f"{what}: the registry answered with an unexpected document")
-            items = [str(x) for x in doc.get(key) or []]
+            items = doc.get(key) or []
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                raise RegistryError(f"{what}: the registry's {key} is not a list of names")
+            entries += len(items)
+            if entries > MAX_ENTRIES:
+                raise RegistryError(f"{what}: more than {MAX_ENTRIES} entries; giving up")
             yield from items
             link = response.links.get("next", {}).get("url")
             if link:
                 url, params = link, None
+                if not self.transport.is_registry(self.transport.url(url)):
+                    raise RegistryError(f"{what}: the next page is on another host ({url})")
             elif page_size and params and len(items) == page_size:
                 # A registry that pages without Link headers: continue after the last item.
                 params = {"n": str(page_size), "last": items[-1]}
@@ -166,6 +195,7 @@ class RegistryClient:
             if position in seen:
                 raise RegistryError(f"{what}: the registry's next page link loops ({url})")
             seen.add(position)
+        raise RegistryError(f"{what}: more than {MAX_PAGES} pages; giving up")
 
     def list_repositories(self, page_size: int | None = None) -> list[str]:
         """Every repository of the registry, in the registry's order, across all pages.
@@ -206,34 +236,46 @@ class RegistryClient:
     ) -> tuple[requests.Response, str]:
         """GET or HEAD a manifest, accepting every kind; the response and its description."""
         _check_repository(repository)
+        _check_identifier(reference)
         what = f"manifest {_name(repository, reference)}"
         response = self.transport.request(
             method,
             f"/v2/{repository}/manifests/{reference}",
             what=what,
             headers={"Accept": MANIFEST_ACCEPT},
+            stream=True,
         )
         return response, what
 
     def get_manifest(self, repository: str, reference: str) -> ManifestInfo:
         """Fetch a manifest or index by tag or digest.
 
-        Accepts Docker v2, OCI manifests, Docker manifest lists and OCI indexes. A manifest
-        fetched by digest is checked against it.
+        Accepts Docker v2, OCI manifests, Docker manifest lists and OCI indexes, of at most
+        4 MiB. A manifest fetched by digest is checked against it; a malformed one, or one
+        naming malformed digests, is a ``RegistryError``.
 
         Example:
             >>> client.get_manifest("team/app", "v1").media_type  # doctest: +SKIP
             'application/vnd.docker.distribution.manifest.v2+json'
         """
-        response, what = self._manifest_request("GET", repository, reference)
-        raw = response.content
-        info = parse_manifest(raw, response.headers.get("Content-Type"), what)
-        if is_digest(reference) and info.digest != reference:
-            raise RegistryError(f"{what}: the registry sent bytes with digest {info.digest}")
-        return info
+        attempts = self.transport.retry.begin(f"manifest {_name(repository, reference)}")
+        while True:
+            response, what = self._manifest_request("GET", repository, reference)
+            try:
+                raw = self.transport.body(response, MAX_MANIFEST_SIZE, what)
+                break
+            except RegistryError as e:
+                attempts.retry(e)
+        received = sha256_digest(raw)
+        if is_digest(reference) and received != reference:
+            raise RegistryError(f"{what}: the registry sent bytes with digest {received}")
+        try:
+            return parse_manifest(raw, response.headers.get("Content-Type"), what)
+        except ValidationError as e:
+            raise RegistryError(str(e)) from None
 
     def get_blob_bytes(
-        self, repository: str, info: BlobInfo, limit: int = 16 * 1024 * 1024
+        self, repository: str, info: BlobInfo, limit: int = MAX_CONFIG_SIZE
     ) -> bytes:
         """Fetch a small blob (an image config) whole, checking its digest.
 
@@ -387,25 +429,42 @@ class RegistryClient:
     def _copy_contents(
         self, source: RegistryClient, repository: str, manifest: ManifestInfo, target: str
     ) -> list[BlobResult]:
-        """Everything ``manifest`` refers to, into ``target``: blobs, or an index's manifests."""
-        if not manifest.is_index:
-            assert manifest.config is not None
-            descriptors = [*manifest.layers, manifest.config]
-            if source.transport.registry == self.transport.registry:
-                for info in descriptors:
-                    self.engine.remember(info.digest, repository)
-            return self.engine.push_blobs(
-                target,
-                [
-                    Blob(info, functools.partial(source.open_blob, repository, info))
-                    for info in descriptors
-                ],
-            )
-        results: list[BlobResult] = []
-        for entry in manifest.manifests:
-            child = source.get_manifest(repository, entry.digest)
-            results += self._copy_contents(source, repository, child, target)
-            self.put_manifest(target, entry.digest, child.raw, child.media_type)
+        """Everything ``manifest`` refers to, into ``target``: every blob (in one parallel
+        batch), then an index's manifests, each fetched once however often it is listed."""
+        images: dict[str, ManifestInfo] = {}
+        children: dict[str, ManifestInfo] = {}
+
+        def collect(found: ManifestInfo, depth: int) -> None:
+            if not found.is_index:
+                images[found.digest] = found
+                return
+            if depth >= MAX_INDEX_DEPTH:
+                raise UnsupportedError(f"{repository}: indexes nested more than {depth} deep")
+            for entry in found.manifests:
+                if entry.digest not in children:
+                    children[entry.digest] = child = source.get_manifest(repository, entry.digest)
+                    collect(child, depth + 1)
+
+        collect(manifest, 0)
+        descriptors = {
+            info.digest: info
+            for image in images.values()
+            for info in (*image.layers, image.config)
+            if info is not None
+        }
+        if source.transport.registry == self.transport.registry:
+            for digest in descriptors:
+                self.engine.remember(digest, repository)
+        results = self.engine.push_blobs(
+            target,
+            [
+                Blob(info, functools.partial(source.open_blob, repository, info))
+                for info in descriptors.values()
+            ],
+        )
+        # Children before parents: a registry checks that what an index lists is there.
+        for digest, child in reversed(children.items()):
+            self.put_manifest(target, digest, child.raw, child.media_type)
         return results
 
     def tag(self, repository: str, reference: str, new_tag: str) -> str:
@@ -431,6 +490,7 @@ class RegistryClient:
             'sha256:...'
         """
         response, _ = self._manifest_request("HEAD", repository, tag)
+        response.close()
         digest = response.headers.get("Docker-Content-Digest")
         return digest if digest and is_digest(digest) else self.get_manifest(repository, tag).digest
 

@@ -20,8 +20,8 @@ import urllib3
 
 from .exceptions import DigestMismatchError, RegistryError
 from .models import BlobInfo
-from .retry import is_timeout, is_transient
-from .transport import Transport, blob_url_path, describe_failure
+from .retry import describe_failure, is_timeout, is_transient
+from .transport import Transport, blob_url_path
 
 _SKIP_BUFFER = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")

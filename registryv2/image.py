@@ -6,13 +6,12 @@ engine and the archive writer consume it, whatever its source.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .exceptions import DigestMismatchError, ValidationError
-from .manifest import build_manifest, sha256_digest
+from .manifest import MAX_CONFIG_SIZE, build_manifest, load_json, sha256_digest
 from .models import BlobInfo, ImageConfig, ImageInspect
 
 
@@ -101,12 +100,11 @@ class Image:
             >>> archive.select().inspect().architecture  # doctest: +SKIP
             'amd64'
         """
+        where = f"config {self.config.digest}"
         try:
-            config = ImageConfig.from_json(json.loads(self.config_bytes))
-        except (ValueError, UnicodeDecodeError, AttributeError) as e:
-            raise ValidationError(
-                f"config {self.config.digest} is not a valid image config ({e})"
-            ) from e
+            config = ImageConfig.from_json(load_json(self.config_bytes, where, MAX_CONFIG_SIZE))
+        except ValidationError as e:
+            raise ValidationError(f"{where} is not a valid image config ({e})") from None
         return ImageInspect.of(
             self.tags,
             config,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from .exceptions import ValidationError
@@ -25,6 +26,13 @@ OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 
 IMAGE_MANIFESTS = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
 INDEXES = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
+# What registries and containerd accept as a manifest: larger is refused before it is parsed.
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+MAX_CONFIG_SIZE = 8 * 1024 * 1024
+# A sane bound on one blob's size: larger is a hostile or broken descriptor, not a layer.
+MAX_BLOB_SIZE = 1 << 40
+_DIGEST_RE = re.compile(r"^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+
 # Sent in Accept on every manifest request: every kind we understand.
 MANIFEST_ACCEPT = ", ".join([OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
 
@@ -35,6 +43,41 @@ _LAYER_TYPES: dict[str, tuple[str | None, str]] = {
     "gzip": (DOCKER_LAYER_GZIP, OCI_LAYER_GZIP),
     "zstd": (None, OCI_LAYER_ZSTD),
 }
+
+
+def check_digest(value: object, where: str) -> str:
+    """``value`` if it is a digest (``sha256:`` and 64 hex digits, or ``sha512:`` and 128);
+    else ``ValidationError``. A digest from outside is checked here before it becomes part of
+    a URL or a file name.
+
+    Example:
+        >>> check_digest("sha256:" + "0" * 64, "manifest")[:10]
+        'sha256:000'
+        >>> check_digest("sha256:../../x", "manifest")
+        Traceback (most recent call last):
+        ...
+        registryv2.exceptions.ValidationError: manifest: 'sha256:../../x' is not a digest
+    """
+    if not isinstance(value, str) or not _DIGEST_RE.match(value):
+        raise ValidationError(f"{where}: {value!r} is not a digest")
+    return value
+
+
+def load_json(raw: bytes, where: str, limit: int) -> Any:
+    """Parse a JSON document of at most ``limit`` bytes; ``ValidationError`` says what is wrong.
+
+    Example:
+        >>> load_json(b'{"a": 1}', "config", 100)
+        {'a': 1}
+    """
+    if len(raw) > limit:
+        raise ValidationError(f"{where}: {len(raw)} bytes, more than the {limit} allowed")
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValidationError(f"{where}: JSON nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValidationError(f"{where}: not valid JSON ({e})") from None
 
 
 def sha256_digest(data: bytes) -> str:
@@ -99,66 +142,96 @@ def build_manifest(media_type: str, config: BlobInfo, layers: list[BlobInfo]) ->
     return json.dumps(doc, indent=3).encode()
 
 
-def _descriptor(doc: Any, where: str) -> BlobInfo:
-    try:
-        return BlobInfo(
-            digest=str(doc["digest"]), size=int(doc["size"]), media_type=str(doc["mediaType"])
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValidationError(f"{where}: malformed descriptor {doc!r}") from e
+def descriptor(doc: Any, where: str) -> BlobInfo:
+    """Check and read a content descriptor: a digest, a size within bounds, a media type.
+
+    Example:
+        >>> descriptor({"digest": "sha256:" + "a" * 64, "size": 2, "mediaType": "x"}, "m").size
+        2
+    """
+    if not isinstance(doc, dict):
+        raise ValidationError(f"{where}: a descriptor is not a JSON object: {_short(doc)}")
+    digest = check_digest(doc.get("digest"), where)
+    size, media_type = doc.get("size"), doc.get("mediaType")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_BLOB_SIZE:
+        raise ValidationError(f"{where}: blob {digest} has an impossible size {_short(size)}")
+    if not isinstance(media_type, str):
+        raise ValidationError(f"{where}: blob {digest} has no media type")
+    return BlobInfo(digest=digest, size=size, media_type=media_type)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _platform(doc: Any, where: str) -> Platform | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise ValidationError(f"{where}: a platform is not a JSON object: {_short(doc)}")
+    fields = [doc.get("os", ""), doc.get("architecture", ""), doc.get("variant")]
+    if not all(isinstance(f, str) for f in fields[:2]) or not isinstance(fields[2], str | None):
+        raise ValidationError(f"{where}: malformed platform {_short(doc)}")
+    return Platform(os=fields[0], architecture=fields[1], variant=fields[2] or None)
+
+
+def _list(doc: dict[str, Any], key: str, where: str) -> list[Any]:
+    value = doc.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValidationError(f"{where}: {key} is not a list: {_short(value)}")
+    return value
 
 
 def parse_manifest(
     raw: bytes, media_type: str | None = None, where: str = "manifest"
 ) -> ManifestInfo:
-    """Parse manifest or index bytes into a :class:`ManifestInfo`.
+    """Parse manifest or index bytes into a :class:`ManifestInfo`, checking their shape.
 
     ``media_type`` (the ``Content-Type`` it came with) wins over the one inside the document.
-    ``where`` names the manifest in error messages.
+    ``where`` names the manifest in error messages, which are ``ValidationError``.
 
     Example:
         >>> parse_manifest(b'{"schemaVersion": 2, "manifests": []}').is_index
         True
     """
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValidationError(f"{where}: not valid JSON ({e})") from e
+    doc = load_json(raw, where, MAX_MANIFEST_SIZE)
     if not isinstance(doc, dict):
         raise ValidationError(f"{where}: not a JSON object")
+    version = doc.get("schemaVersion", 2)
+    if version != 2 or isinstance(version, bool):
+        raise ValidationError(
+            f"{where}: schemaVersion {_short(version)} is not supported (only 2 is)"
+        )
     declared = doc.get("mediaType")
+    if declared is not None and not isinstance(declared, str):
+        raise ValidationError(f"{where}: mediaType is not a string")
     kind = media_type if media_type and media_type != "application/json" else declared
     if not kind:
         # OCI allows mediaType to be absent; the shape tells the kind.
         kind = OCI_INDEX if "manifests" in doc else OCI_MANIFEST
-    config = layers = None
+    config = None
+    layers: list[BlobInfo] = []
     manifests: list[PlatformManifest] = []
     if "manifests" in doc:
-        for entry in doc.get("manifests") or []:
-            desc = _descriptor(entry, where)
-            plat = entry.get("platform")
-            platform = (
-                Platform(
-                    os=str(plat.get("os", "")),
-                    architecture=str(plat.get("architecture", "")),
-                    variant=plat.get("variant"),
-                )
-                if isinstance(plat, dict)
-                else None
-            )
+        for entry in _list(doc, "manifests", where):
+            desc = descriptor(entry, where)
+            platform = _platform(entry.get("platform"), where)
             manifests.append(PlatformManifest(desc.digest, desc.size, desc.media_type, platform))
     else:
         if "config" not in doc:
             raise ValidationError(f"{where}: has neither config nor manifests")
-        config = _descriptor(doc["config"], where)
-        layers = [_descriptor(layer, where) for layer in doc.get("layers") or []]
+        config = descriptor(doc["config"], where)
+        layers = [descriptor(layer, where) for layer in _list(doc, "layers", where)]
     return ManifestInfo(
         digest=sha256_digest(raw),
         media_type=str(kind),
         size=len(raw),
-        schema_version=int(doc.get("schemaVersion", 2)),
+        schema_version=2,
         config=config,
-        layers=tuple(layers or ()),
+        layers=tuple(layers),
         manifests=tuple(manifests),
         raw=raw,
     )

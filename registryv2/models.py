@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .events import BlobAction
+from .exceptions import ValidationError
 from .retry import RetryPolicy
 
 DEFAULT_CHUNK_SIZE = 5 * 1024 * 1024
@@ -157,34 +158,58 @@ class ImageConfig:
     diff_ids: tuple[str, ...] = ()
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> ImageConfig:
+    def from_json(cls, doc: Any) -> ImageConfig:
         """Read the fields from a parsed config blob (Docker or OCI image config).
+
+        A field of the wrong shape (``Labels: 5``, a non-string in ``Env``) is a
+        ``ValidationError`` naming it; absent fields are None or empty.
 
         Example:
             >>> ImageConfig.from_json({"architecture": "amd64", "os": "linux"}).os
             'linux'
         """
-        run = doc.get("config") or {}
-
-        def _strings(value: Any) -> tuple[str, ...] | None:
-            return tuple(str(v) for v in value) if isinstance(value, list) else None
-
-        rootfs = doc.get("rootfs") or {}
+        if not isinstance(doc, dict):
+            raise ValidationError("an image config is a JSON object")
+        run = _field(doc, "config", dict) or {}
+        rootfs = _field(doc, "rootfs", dict) or {}
         return cls(
-            architecture=doc.get("architecture"),
-            os=doc.get("os"),
-            variant=doc.get("variant"),
-            created=doc.get("created"),
-            author=doc.get("author"),
-            env=_strings(run.get("Env")) or (),
-            entrypoint=_strings(run.get("Entrypoint")),
-            cmd=_strings(run.get("Cmd")),
-            working_dir=run.get("WorkingDir") or None,
-            user=run.get("User") or None,
-            labels=dict(run.get("Labels") or {}),
-            exposed_ports=tuple(sorted(run.get("ExposedPorts") or {})),
-            diff_ids=_strings(rootfs.get("diff_ids")) or (),
+            architecture=_field(doc, "architecture", str),
+            os=_field(doc, "os", str),
+            variant=_field(doc, "variant", str),
+            created=_field(doc, "created", str),
+            author=_field(doc, "author", str),
+            env=_strings(run, "Env") or (),
+            entrypoint=_strings(run, "Entrypoint"),
+            cmd=_strings(run, "Cmd"),
+            working_dir=_field(run, "WorkingDir", str) or None,
+            user=_field(run, "User", str) or None,
+            labels=_string_map(run, "Labels"),
+            exposed_ports=tuple(sorted(_field(run, "ExposedPorts", dict) or {})),
+            diff_ids=_strings(rootfs, "diff_ids") or (),
         )
+
+
+def _field(doc: dict[str, Any], key: str, kind: type) -> Any:
+    value = doc.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise ValidationError(f"config field {key} is {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def _strings(doc: dict[str, Any], key: str) -> tuple[str, ...] | None:
+    value = _field(doc, key, list)
+    if value is None:
+        return None
+    if not all(isinstance(v, str) for v in value):
+        raise ValidationError(f"config field {key} holds something other than strings")
+    return tuple(value)
+
+
+def _string_map(doc: dict[str, Any], key: str) -> dict[str, str]:
+    value = _field(doc, key, dict) or {}
+    if not all(isinstance(v, str) for v in value.values()):
+        raise ValidationError(f"config field {key} holds something other than strings")
+    return dict(value)
 
 
 @dataclass(frozen=True)

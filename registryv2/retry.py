@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import http.client
+import json
 import random
+import socket
 import ssl
 import threading
 import time
@@ -255,3 +258,49 @@ def _gave_up(error: BaseException, attempts: int) -> BaseException:
     if attempts < 2 or not isinstance(error, RegistryError) or error.attempts > 1:
         return error
     return error.retitled(f"{error} (gave up after {attempts} attempts)", attempts)
+
+
+def chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception inside it (causes, contexts, arguments), outer first."""
+    seen: list[BaseException] = []
+    todo = [error]
+    while todo:
+        e = todo.pop(0)
+        if e in seen:
+            continue
+        seen.append(e)
+        todo += [x for x in (e.__cause__, e.__context__) if x is not None]
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+        reason = getattr(e, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+    return seen
+
+
+_REASONS: tuple[tuple[type[BaseException], str], ...] = (
+    (ConnectionRefusedError, "connection refused"),
+    (ConnectionResetError, "connection reset"),
+    (BrokenPipeError, "connection closed while sending"),
+    (socket.gaierror, "cannot resolve the host name"),
+    (urllib3.exceptions.IncompleteRead, "the connection closed early"),
+    (http.client.IncompleteRead, "the connection closed early"),
+    (urllib3.exceptions.ReadTimeoutError, "stalled"),
+    (TimeoutError, "stalled"),
+)
+
+
+def describe_failure(error: BaseException) -> str:
+    """A few words for a network failure, from the innermost of the exceptions requests and
+    urllib3 nest (by their types).
+
+    Example:
+        >>> describe_failure(requests.exceptions.ConnectionError(ConnectionRefusedError(111)))
+        'connection refused'
+    """
+    inside = chain(error)
+    for cls, reason in _REASONS:
+        if any(isinstance(e, cls) for e in inside):
+            return reason
+    innermost = inside[-1]
+    text = json.dumps(str(innermost))[1:-1]
+    return (text[:200] + "...") if len(text) > 200 else text or type(innermost).__name__

@@ -7,10 +7,7 @@ addition at this one place) authentication and retries.
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
-import json
-import socket
 import ssl
 import threading
 from collections.abc import Mapping
@@ -34,8 +31,16 @@ from .exceptions import (
     ValidationError,
 )
 from .log import logger
+from .manifest import load_json
 from .models import RegistryConfig
-from .retry import NO_RETRY, TRANSIENT_STATUSES, is_transient, parse_retry_after
+from .retry import (
+    NO_RETRY,
+    TRANSIENT_STATUSES,
+    chain,
+    describe_failure,
+    is_transient,
+    parse_retry_after,
+)
 
 USER_AGENT = f"registryv2/{__version__}"
 _STATUS_ERRORS: dict[int, type[RegistryError]] = {
@@ -44,6 +49,18 @@ _STATUS_ERRORS: dict[int, type[RegistryError]] = {
     404: NotFoundError,
     405: UnsupportedError,
 }
+
+
+# A redirect loop ends here; requests' own default is 30.
+MAX_REDIRECTS = 10
+# A page of tags or repositories: far larger than any registry's page.
+MAX_JSON_ANSWER = 32 * 1024 * 1024
+_UNUSABLE_URL = (
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+)
 
 
 def split_registry_url(url: str) -> tuple[str | None, str]:
@@ -153,13 +170,22 @@ class Transport:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
+        self.session.max_redirects = MAX_REDIRECTS
         # Passed with every request: a session-level verify would lose to REQUESTS_CA_BUNDLE.
         self._verify: bool | str = config.ca_bundle or not config.insecure
         # urllib3 bounds the TLS handshake (bytes from the server) by the connect timeout: a
         # read timeout shorter than that must bound it too.
         self.timeouts = (min(config.connect_timeout, config.timeout), config.timeout)
         self.retry = config.retry
-        self.auth = Authenticator(self.registry, self.session, self._credentials, self._verify)
+        self.auth = Authenticator(
+            self.registry,
+            self.session,
+            self._credentials,
+            self._verify,
+            # A token realm over plain http only for a registry we already speak http with.
+            allow_http_realm=lambda: config.insecure or self._scheme == "http",
+        )
+        self.auth.timeouts = self.timeouts
 
     def __repr__(self) -> str:
         return f"Transport({self.registry!r})"
@@ -193,7 +219,9 @@ class Transport:
         attempts = self.retry.begin(what)
         while True:
             try:
-                self.session.get(url, timeout=self.timeouts, verify=self._verify).close()
+                self.session.get(
+                    url, timeout=self.timeouts, verify=self._verify, stream=True
+                ).close()
             except requests.exceptions.SSLError as e:
                 # An untrusted certificate still means https is spoken there: say so, do not
                 # silently fall back. A handshake that fails outright is a plain http server.
@@ -209,8 +237,49 @@ class Transport:
             return "https"
 
     def url(self, path_or_url: str) -> str:
-        """Resolve a path (``/v2/...``) or a Location header against the registry."""
-        return urljoin(self.base_url + "/", path_or_url)
+        """Resolve a path (``/v2/...``) or a Location header against the registry.
+
+        Only http and https URLs come back: a Location of another scheme is a ``RegistryError``.
+        """
+        url = urljoin(self.base_url + "/", path_or_url)
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise RegistryError(f"{self.registry} sent a location that is not http(s): {url!r}")
+        return url
+
+    def is_registry(self, url: str) -> bool:
+        """Tell whether ``url`` is on the registry itself: same scheme, host and port."""
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}" == self.base_url
+
+    @staticmethod
+    def body(response: requests.Response, limit: int, what: str) -> bytes:
+        """The body of a streamed response, refusing more than ``limit`` bytes.
+
+        A body shorter than its ``Content-Length`` is a transient ``RegistryError``.
+        """
+        declared = response.headers.get("Content-Length", "")
+        try:
+            if declared.isdigit() and int(declared) > limit:
+                raise RegistryError(
+                    f"{what}: the registry sends {declared} bytes, more than the {limit} allowed"
+                )
+            parts: list[bytes] = []
+            got = 0
+            for piece in response.iter_content(64 * 1024):
+                got += len(piece)
+                if got > limit:
+                    raise RegistryError(
+                        f"{what}: the registry sends more than the {limit} bytes allowed"
+                    )
+                parts.append(piece)
+        except requests.exceptions.RequestException as e:
+            raise RegistryError(
+                f"{what}: the answer broke off ({describe_failure(e)})",
+                transient=is_transient(e),
+            ) from None
+        finally:
+            response.close()
+        return b"".join(parts)
 
     def request(
         self,
@@ -221,7 +290,7 @@ class Transport:
         expect: tuple[int, ...] = (200,),
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-        data: bytes | None = None,
+        data: Any = None,
         stream: bool = False,
         retry: bool | None = None,
     ) -> requests.Response:
@@ -252,15 +321,18 @@ class Transport:
         expect: tuple[int, ...],
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
-        data: bytes | None,
+        data: Any,
         stream: bool,
     ) -> requests.Response:
+        # Credentials go to the registry only: never to an upload location or any URL elsewhere.
+        own = self.is_registry(url)
         scopes = scopes_for(method, url)
-        sent = self.auth.header(scopes)
+        sent = self.auth.header(scopes) if own else None
         response = self._send(method, url, what, sent, headers, params, data, stream)
         # A 401 the caller expects (a ping) is an answer, not a challenge to take up.
         if (
-            response.status_code == 401
+            own
+            and response.status_code == 401
             and 401 not in expect
             and self.auth.challenged(response, scopes, sent)
         ):
@@ -284,7 +356,7 @@ class Transport:
         authorization: str | None,
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
-        data: bytes | None,
+        data: Any,
         stream: bool,
     ) -> requests.Response:
         sent = dict(headers or {})
@@ -311,7 +383,11 @@ class Transport:
         """One line for a request that got no answer: which host, and what happened."""
         host = urlsplit(url).netloc or self.registry
         transient = is_transient(error)
-        if isinstance(error, requests.exceptions.SSLError):
+        if isinstance(error, requests.exceptions.TooManyRedirects):
+            text = f"{host} redirected more than {MAX_REDIRECTS} times"
+        elif isinstance(error, _UNUSABLE_URL):
+            text = f"{host} sent us to a URL we cannot follow ({describe_failure(error)})"
+        elif isinstance(error, requests.exceptions.SSLError):
             text = f"TLS failed with {host} ({describe_failure(error)})"
         elif isinstance(error, requests.exceptions.ConnectTimeout):
             text = f"could not connect to {host} within {self.timeouts[0]:g}s"
@@ -334,14 +410,26 @@ class Transport:
         )
         return AuthenticationError(f"{what}: {reason} [HTTP 401]", status=401, errors=base.errors)
 
-    def json(self, path: str, *, what: str, **kwargs: Any) -> tuple[Any, requests.Response]:
-        """GET a JSON document; returns it with the response (for its headers)."""
-        response = self.request("GET", path, what=what, **kwargs)
+    def json(
+        self, path: str, *, what: str, limit: int = MAX_JSON_ANSWER, **kwargs: Any
+    ) -> tuple[Any, requests.Response]:
+        """GET a JSON document of at most ``limit`` bytes; it, with the response (for headers).
+
+        A broken answer is retried like a failed request.
+        """
+        attempts = self.retry.begin(what)
+        while True:
+            response = self.request("GET", path, what=what, stream=True, **kwargs)
+            try:
+                raw = self.body(response, limit, what)
+                break
+            except RegistryError as e:
+                attempts.retry(e)
         try:
-            return response.json(), response
-        except ValueError:
+            return load_json(raw, what, limit), response
+        except ValidationError as e:
             raise RegistryError(
-                f"{what}: the registry answered with something that is not JSON",
+                f"{e} (the registry answered with something that is not a JSON document)",
                 status=response.status_code,
             ) from None
 
@@ -355,54 +443,8 @@ def _without_query(url: str) -> str:
 
 
 def _never_connected(error: BaseException) -> bool:
-    return any(isinstance(e, urllib3.exceptions.NewConnectionError) for e in _chain(error))
+    return any(isinstance(e, urllib3.exceptions.NewConnectionError) for e in chain(error))
 
 
 def _certificate_refused(error: BaseException) -> bool:
-    return any(isinstance(e, ssl.SSLCertVerificationError) for e in _chain(error))
-
-
-def _chain(error: BaseException) -> list[BaseException]:
-    """``error`` and every exception inside it (causes, contexts, arguments), outer first."""
-    seen: list[BaseException] = []
-    todo = [error]
-    while todo:
-        e = todo.pop(0)
-        if e in seen:
-            continue
-        seen.append(e)
-        todo += [x for x in (e.__cause__, e.__context__) if x is not None]
-        todo += [a for a in e.args if isinstance(a, BaseException)]
-        reason = getattr(e, "reason", None)
-        if isinstance(reason, BaseException):
-            todo.append(reason)
-    return seen
-
-
-_REASONS: tuple[tuple[type[BaseException], str], ...] = (
-    (ConnectionRefusedError, "connection refused"),
-    (ConnectionResetError, "connection reset"),
-    (BrokenPipeError, "connection closed while sending"),
-    (socket.gaierror, "cannot resolve the host name"),
-    (urllib3.exceptions.IncompleteRead, "the connection closed early"),
-    (http.client.IncompleteRead, "the connection closed early"),
-    (urllib3.exceptions.ReadTimeoutError, "stalled"),
-    (TimeoutError, "stalled"),
-)
-
-
-def describe_failure(error: BaseException) -> str:
-    """A few words for a network failure, from the innermost of the exceptions requests and
-    urllib3 nest (by their types).
-
-    Example:
-        >>> describe_failure(requests.exceptions.ConnectionError(ConnectionRefusedError(111)))
-        'connection refused'
-    """
-    chain = _chain(error)
-    for cls, reason in _REASONS:
-        if any(isinstance(e, cls) for e in chain):
-            return reason
-    innermost = chain[-1]
-    text = str(innermost)
-    return json.dumps(text)[1:-1] if text else type(innermost).__name__
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in chain(error))

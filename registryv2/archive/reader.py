@@ -16,7 +16,6 @@ the archive, opened on demand.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -29,8 +28,12 @@ from ..manifest import (
     DOCKER_MANIFEST,
     IMAGE_MANIFESTS,
     INDEXES,
+    MAX_CONFIG_SIZE,
+    MAX_MANIFEST_SIZE,
     OCI_CONFIG,
+    check_digest,
     layer_media_types,
+    load_json,
     parse_manifest,
     sha256_digest,
     sniff_compression,
@@ -40,16 +43,18 @@ from ..reference import normalize_archive_tag
 from .layout import blob_path, tags_from_annotations
 from .tarfile_index import TarIndex
 
+# manifest.json and other metadata of the archive itself (not manifests or configs).
+METADATA_LIMIT = 64 * 1024 * 1024
 _HEX_NAME = re.compile(r"(?:^|/)(?:blobs/sha256/)?([a-f0-9]{64})(?:\.tar)?$")
 _HASH_BUFFER = 1024 * 1024
 
 
-def _json(tar: TarIndex, name: str) -> Any:
-    raw = tar.read(name)
+def _json(tar: TarIndex, name: str, limit: int = METADATA_LIMIT) -> Any:
+    raw = tar.read(name, limit)
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise TarReadError(f"{tar.label}: {name} is not valid JSON ({e})") from None
+        return load_json(raw, f"{tar.label}: {name}", limit)
+    except ValidationError as e:
+        raise TarReadError(str(e)) from None
 
 
 def _hash_member(tar: TarIndex, name: str) -> str:
@@ -79,26 +84,46 @@ def _read_oci_manifests(tar: TarIndex) -> _OciManifests:
     found = _OciManifests(by_config={}, top_level={})
     if "index.json" not in tar:
         return found
-    index = _json(tar, "index.json")
+    index = _json(tar, "index.json", MAX_MANIFEST_SIZE)
     parsed: dict[str, ManifestInfo] = {}
+    walked: set[str] = set()  # indexes already walked: one that repeats or nests costs once
+
+    def manifest(path: str, media_type: str) -> ManifestInfo:
+        try:
+            return parse_manifest(
+                tar.read(path, MAX_MANIFEST_SIZE), media_type, f"{tar.label}: {path}"
+            )
+        except ValidationError as e:
+            raise TarReadError(str(e)) from None
 
     def walk(doc: Any, top: bool, depth: int) -> None:
         if depth > 8 or not isinstance(doc, dict):
             return
-        for entry in doc.get("manifests") or []:
+        entries = doc.get("manifests") or []
+        if not isinstance(entries, list):
+            raise TarReadError(f"{tar.label}: index.json: manifests is not a list")
+        for entry in entries:
             if not isinstance(entry, dict):
                 continue
-            digest = str(entry.get("digest", ""))
+            digest = entry.get("digest")
+            if not isinstance(digest, str) or not digest.startswith("sha256:"):
+                continue
+            try:
+                check_digest(digest, f"{tar.label}: index.json")
+            except ValidationError as e:
+                raise TarReadError(str(e)) from None
             path = blob_path(digest)
-            if not digest.startswith("sha256:") or path not in tar:
+            if path not in tar:
                 continue  # docker 25 lists platforms it did not save
             media_type = entry.get("mediaType")
-            if media_type in INDEXES:
-                walk(_json(tar, path), False, depth + 1)
+            if media_type in INDEXES and digest not in walked:
+                walked.add(digest)
+                walk(_json(tar, path, MAX_MANIFEST_SIZE), False, depth + 1)
             elif media_type in IMAGE_MANIFESTS:
                 if digest not in parsed:
-                    info = parse_manifest(tar.read(path), media_type, f"{tar.label}: {path}")
-                    assert info.config is not None
+                    info = manifest(path, str(media_type))
+                    if info.config is None:
+                        raise TarReadError(f"{tar.label}: {path} is an index, listed as an image")
                     found.by_config.setdefault(info.config.digest, []).append(info)
                     parsed[digest] = info
                 if top:
@@ -121,12 +146,13 @@ def _image_from_manifest_json(tar: TarIndex, entry: Any, oci: _OciManifests, n: 
     if not isinstance(tags, list):
         raise TarReadError(f"{where}: RepoTags is not a list")
 
-    config_bytes = tar.read(entry["Config"])
+    config_bytes = tar.read(entry["Config"], MAX_CONFIG_SIZE)
     config_digest = sha256_digest(config_bytes)
     try:
-        diff_ids = ImageConfig.from_json(json.loads(config_bytes)).diff_ids
-    except (ValueError, UnicodeDecodeError, AttributeError):
-        raise TarReadError(f"{where}: config {entry['Config']} is not valid JSON") from None
+        config_doc = load_json(config_bytes, f"config {entry['Config']}", MAX_CONFIG_SIZE)
+        diff_ids = ImageConfig.from_json(config_doc).diff_ids
+    except ValidationError as e:
+        raise TarReadError(f"{where}: {e}") from None
 
     digests: list[str] = []
     compressions: list[str] = []
@@ -193,7 +219,7 @@ def _image_from_oci(tar: TarIndex, manifest: ManifestInfo, tags: tuple[str, ...]
         tags=tags,
         manifest=manifest.raw,
         manifest_media_type=manifest.media_type,
-        config_bytes=tar.read(blob_path(manifest.config.digest)),
+        config_bytes=tar.read(blob_path(manifest.config.digest), MAX_CONFIG_SIZE),
     )
 
 
