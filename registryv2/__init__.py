@@ -36,6 +36,7 @@ from .archive.inspect import (
 from .client import RegistryClient
 from .events import TransferEvent
 from .exceptions import (
+    ArchiveWriteError,
     AuthenticationError,
     DigestMismatchError,
     ErrorDetail,
@@ -63,6 +64,7 @@ from .reference import Reference, parse_repository_tag
 from .retry import RetryPolicy
 
 __all__ = [
+    "ArchiveWriteError",
     "AuthenticationError",
     "BlobInfo",
     "BlobResult",

@@ -9,6 +9,7 @@ kept for the next run to resume).
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -37,6 +38,14 @@ def _terminate(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+def _exit_now(status: int) -> None:
+    """Exit at once after an interrupt: clean-up has run while the stack unwound, and a worker
+    still opening a connection must not hold the process for its connect timeout."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def _one_line_errors(command: F) -> F:
     """Report library errors as ``registryv2: error: ...`` and exit 1, without a traceback."""
 
@@ -50,10 +59,15 @@ def _one_line_errors(command: F) -> F:
             sys.exit(1)
         except _Terminated:
             click.echo("registryv2: terminated", err=True)
-            sys.exit(143)
+            _exit_now(143)
         except KeyboardInterrupt:
             click.echo("registryv2: interrupted", err=True)
-            sys.exit(130)
+            _exit_now(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as e:  # a bug of ours: still one line, never a traceback
+            click.echo(f"registryv2: internal error: {type(e).__name__}: {e}", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
 

@@ -29,6 +29,10 @@ from .transport import Transport
 from .upload import BlobUpload
 
 _COPY_BUFFER = 1024 * 1024
+# Seconds an interrupted transfer lets requests in flight finish, then waits for its workers
+# once their connections are broken: an interrupt takes effect within two seconds.
+_GRACE = 1.0
+_STRAGGLERS = 0.7
 
 
 class TransferEngine:
@@ -64,7 +68,9 @@ class TransferEngine:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # No job of ours is left running, but for a straggler after an interrupt: never
+            # wait for that one.
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -134,7 +140,11 @@ class TransferEngine:
                 cancel.set()
                 for f in futures:
                     f.cancel()
-                wait(futures)
+                # A request in flight gets a moment to finish: an upload whose answer was lost
+                # cannot be resumed from some registries. Then stalled sockets are broken.
+                wait(futures, timeout=_GRACE)
+                self.transport.abort(cancel)
+                wait(futures, timeout=_STRAGGLERS)
         if first_error:
             raise first_error[0]
         return [f.result() for f in futures]

@@ -100,6 +100,11 @@ class ValidationError(RegistryV2Error, ValueError):
     """An argument is malformed or ambiguous: a reference, a digest, an image selection."""
 
 
+class ArchiveWriteError(RegistryV2Error):
+    """An output archive could not be written: no space left, no permission, a read-only disk.
+    Nothing is left behind: the file at the output path, if any, is as it was."""
+
+
 class DigestMismatchError(RegistryV2Error):
     """Bytes read from an archive or a registry do not hash to the digest that names them."""
 

@@ -141,6 +141,12 @@ def retry_scope(
         _scope.reset(token)
 
 
+def current_cancel() -> threading.Event | None:
+    """The cancel event of the transfer this thread works for, if any."""
+    scope = _scope.get()
+    return scope.cancel if scope else None
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How stubbornly to retry a failing step.

@@ -7,7 +7,9 @@ addition at this one place) authentication and retries.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import socket
 import ssl
 import threading
 from collections.abc import Mapping
@@ -17,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ._version import __version__
 from .auth import Authenticator, scopes_for
@@ -37,6 +40,7 @@ from .retry import (
     NO_RETRY,
     TRANSIENT_STATUSES,
     chain,
+    current_cancel,
     describe_failure,
     is_transient,
     parse_retry_after,
@@ -61,6 +65,63 @@ _UNUSABLE_URL = (
     requests.exceptions.MissingSchema,
     requests.exceptions.InvalidHeader,
 )
+
+
+class _Connections:
+    """Connections checked out of the pool, each with the cancel event of the transfer (the
+    retry scope) that took it: what :meth:`Transport.abort` breaks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owners: dict[Any, threading.Event | None] = {}
+
+    def taken(self, connection: Any) -> None:
+        with self._lock:
+            self._owners[connection] = current_cancel()
+
+    def returned(self, connection: Any) -> None:
+        with self._lock:
+            self._owners.pop(connection, None)
+
+    def abort(self, cancel: threading.Event) -> None:
+        with self._lock:
+            mine = [c for c, owner in self._owners.items() if owner is cancel]
+        for connection in mine:
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class _TrackingAdapter(HTTPAdapter):
+    """requests' adapter, with pools that report which connection is in use, and by whom."""
+
+    def __init__(self, in_use: _Connections, **kwargs: Any) -> None:
+        self._in_use = in_use
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        in_use = self._in_use
+
+        def tracking(base: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
+            class Pool(base):  # type: ignore[valid-type,misc]
+                def _get_conn(self, timeout: float | None = None) -> Any:
+                    connection = super()._get_conn(timeout)
+                    in_use.taken(connection)
+                    return connection
+
+                def _put_conn(self, conn: Any) -> None:
+                    if conn is not None:
+                        in_use.returned(conn)
+                    super()._put_conn(conn)
+
+            return Pool
+
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": tracking(HTTPConnectionPool),
+            "https": tracking(HTTPSConnectionPool),
+        }
 
 
 def split_registry_url(url: str) -> tuple[str | None, str]:
@@ -166,7 +227,8 @@ class Transport:
         self._lock = threading.Lock()
         pool_size = config.workers + 4
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size)
+        self._in_use = _Connections()
+        adapter = _TrackingAdapter(self._in_use, pool_connections=2, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
@@ -198,6 +260,11 @@ class Transport:
     def close(self) -> None:
         """Close the pooled connections."""
         self.session.close()
+
+    def abort(self, cancel: threading.Event) -> None:
+        """Break every connection the transfer owning ``cancel`` is using, so that its workers,
+        however stalled, wake up now (and, seeing ``cancel`` set, stop)."""
+        self._in_use.abort(cancel)
 
     @property
     def base_url(self) -> str:

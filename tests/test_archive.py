@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,7 +24,15 @@ from registryv2.manifest import (
     OCI_MANIFEST,
 )
 
-from .archives import sha256, simple_image, write_docker25, write_legacy
+from .archives import (
+    SampleImage,
+    gzip_bytes,
+    layer_tar,
+    sha256,
+    simple_image,
+    write_docker25,
+    write_legacy,
+)
 
 
 def read_all(blob_open: Callable[[], BinaryIO]) -> bytes:
@@ -55,14 +65,38 @@ def test_docker25_layout_reuses_the_archive_manifest(tmp_path: Path) -> None:
         assert [read_all(x.open) for x in read.layers] == image.stored_layers()
 
 
-def test_gzip_compressed_archive_is_read_and_its_temporary_copy_removed(tmp_path: Path) -> None:
-    before = set(Path(tempfile.gettempdir()).glob("registryv2-*"))
+def test_a_gzip_compressed_archive_is_read_in_place_without_a_temporary_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     image = simple_image()
-    archive = ImageArchive.open(write_legacy(tmp_path / "a.tar.gz", [image], compress=True))
-    assert len(set(Path(tempfile.gettempdir()).glob("registryv2-*")) - before) == 1
-    with archive:
+    with ImageArchive.open(write_legacy(tmp_path / "a.tar.gz", [image], compress=True)) as archive:
         assert [read_all(x.open) for x in archive.images[0].layers] == image.stored_layers()
-    assert set(Path(tempfile.gettempdir()).glob("registryv2-*")) == before
+    assert list(scratch.iterdir()) == []
+
+
+def test_gzip_members_are_read_in_parallel_and_seek_back(tmp_path: Path) -> None:
+    # Layers far larger than the distance between checkpoints, in a gzip of two members
+    # (as concatenating two gzip files gives), with trailing zeros after the last one.
+    big = [layer_tar({"f": os.urandom(9 * 1024 * 1024)}), layer_tar({"g": b"z" * 7_000_000})]
+    image = SampleImage(layers=big, tags=["app:v1"])
+    plain = write_legacy(tmp_path / "a.tar", [image]).read_bytes()
+    half = len(plain) // 2
+    (tmp_path / "a.tar.gz").write_bytes(
+        gzip_bytes(plain[:half]) + gzip_bytes(plain[half:]) + b"\0" * 100
+    )
+    with ImageArchive.open(tmp_path / "a.tar.gz") as archive:
+        layers = archive.images[0].layers
+        with ThreadPoolExecutor(4) as pool:
+            read = list(pool.map(lambda blob: read_all(blob.open), [*layers, *layers]))
+        assert read == [*big, *big]
+        with layers[0].open() as f:
+            f.seek(5_000_000)
+            middle = f.read(1000)
+            f.seek(10)
+            assert (f.read(20), middle) == (big[0][10:30], big[0][5_000_000:5_001_000])
 
 
 def test_uncompressed_layer_not_named_by_digest_is_hashed_when_config_lacks_diff_ids(

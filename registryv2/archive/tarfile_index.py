@@ -2,36 +2,36 @@
 
 The archive is scanned once for its headers; afterwards each regular file is a byte range of the
 archive file, read with ``os.pread`` so that many threads can stream different members at once
-and no member is ever held in memory whole. A gzip-compressed archive is first decompressed to a
-temporary file (there is no random access into a gzip stream), which is removed on ``close()``.
+and no member is ever held in memory whole. A gzip-compressed archive is read in place too:
+each member is inflated from a checkpoint kept during the scan (``gzip_index.py``), with no
+temporary file. Only regular files are opened (a FIFO or a device is refused, never waited on).
 """
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import posixpath
-import shutil
+import stat
 import tarfile
-import tempfile
-import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from ..exceptions import TarReadError
+from .gzip_index import Checkpoint, GzipMemberReader, GzipScanner
 
-_COPY_BUFFER = 1024 * 1024
 _MAX_LINK_DEPTH = 32
 
 
 @dataclass(frozen=True)
 class Member:
-    """A regular file inside the archive: where its bytes start and how many there are."""
+    """A regular file inside the archive: where its bytes start (uncompressed) and how many
+    there are; in a gzip archive, where to start inflating to reach them."""
 
     name: str
     offset: int
     size: int
+    checkpoint: Checkpoint | None = field(default=None, repr=False, compare=False)
 
 
 def _clean(name: str) -> str:
@@ -94,65 +94,61 @@ class TarIndex:
         ...     manifest = tar.read("manifest.json")
     """
 
-    def __init__(self, label: str, tar_path: str, temporary: bool) -> None:
+    def __init__(self, label: str, fd: int, compressed: bool) -> None:
         self.label = label
-        self._tar_path = tar_path
-        self._temporary = temporary
+        self._path = label
         self._files: dict[str, Member] = {}
         self._links: dict[str, str] = {}
-        try:
-            self._scan()
-        except BaseException:
-            self.close()
-            raise
+        with os.fdopen(fd, "rb") as raw:
+            scanner = GzipScanner(fd, label, os.fstat(fd).st_size) if compressed else None
+            try:
+                # A gzip stream is read once, in order ("r|"); a plain tar is seeked through.
+                with tarfile.open(fileobj=scanner or raw, mode="r|" if scanner else "r:") as tar:
+                    self._scan(tar, scanner)
+            except tarfile.ReadError as e:
+                raise TarReadError(f"{label}: not a tar archive ({e})") from None
+            except (tarfile.TarError, EOFError) as e:
+                raise TarReadError(f"{label}: damaged tar archive ({e})") from None
+            except TarReadError as e:
+                raise TarReadError(f"{label}: {e}") from None
+        if not self._files:
+            raise TarReadError(f"{label}: the archive holds no files")
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> TarIndex:
-        """Index the tar archive at ``path``, decompressing it first if it is gzip-compressed."""
+        """Index the tar archive at ``path``, plain or gzip-compressed."""
         label = os.fspath(path)
         try:
-            with open(label, "rb") as f:
-                magic = f.read(2)
+            # Non-blocking, so that a FIFO is refused below instead of waited on.
+            fd = os.open(label, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             raise TarReadError(f"{label}: no such file") from None
         except IsADirectoryError:
             raise TarReadError(f"{label}: is a directory, not an image archive") from None
         except OSError as e:
             raise TarReadError(f"{label}: cannot read ({e.strerror})") from None
-        if magic != b"\x1f\x8b":
-            return cls(label, label, temporary=False)
-        fd, tmp = tempfile.mkstemp(prefix="registryv2-", suffix=".tar")
         try:
-            with os.fdopen(fd, "wb") as out, gzip.open(label, "rb") as src:
-                shutil.copyfileobj(src, out, _COPY_BUFFER)
-        except (OSError, EOFError, zlib.error) as e:
-            os.unlink(tmp)
-            raise TarReadError(f"{label}: cannot decompress gzip archive ({e})") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise TarReadError(f"{label}: not a regular file, not an image archive")
+            magic = os.pread(fd, 2, 0)
         except BaseException:
-            os.unlink(tmp)
+            os.close(fd)
             raise
-        return cls(label, tmp, temporary=True)
+        return cls(label, fd, compressed=magic == b"\x1f\x8b")
 
-    def _scan(self) -> None:
-        try:
-            with tarfile.open(self._tar_path, mode="r:") as tar:
-                for info in tar:
-                    name = _clean(info.name)
-                    if not name:
-                        continue
-                    if info.isreg():
-                        self._files[name] = Member(name, info.offset_data, info.size)
-                    elif info.issym():
-                        target = posixpath.join(posixpath.dirname(name), info.linkname)
-                        self._links[name] = _clean(target)
-                    elif info.islnk():
-                        self._links[name] = _clean(info.linkname)
-        except tarfile.ReadError as e:
-            raise TarReadError(f"{self.label}: not a tar archive ({e})") from None
-        except (tarfile.TarError, EOFError) as e:
-            raise TarReadError(f"{self.label}: damaged tar archive ({e})") from None
-        if not self._files:
-            raise TarReadError(f"{self.label}: the archive holds no files")
+    def _scan(self, tar: tarfile.TarFile, scanner: GzipScanner | None) -> None:
+        for info in tar:
+            name = _clean(info.name)
+            if not name:
+                continue
+            if info.isreg():
+                checkpoint = scanner.checkpoint_before(info.offset_data) if scanner else None
+                self._files[name] = Member(name, info.offset_data, info.size, checkpoint)
+            elif info.issym():
+                target = posixpath.join(posixpath.dirname(name), info.linkname)
+                self._links[name] = _clean(target)
+            elif info.islnk():
+                self._links[name] = _clean(info.linkname)
 
     def __enter__(self) -> TarIndex:
         return self
@@ -166,9 +162,7 @@ class TarIndex:
         self.close()
 
     def close(self) -> None:
-        """Remove the decompressed copy, if one was made."""
-        if self._temporary and os.path.exists(self._tar_path):
-            os.unlink(self._tar_path)
+        """Nothing to release: members are opened, and closed, one by one."""
 
     def __contains__(self, name: str) -> bool:
         try:
@@ -190,10 +184,12 @@ class TarIndex:
             path = self._links[path]
         raise TarReadError(f"{self.label}: {name!r} is a loop of links")
 
-    def open_member(self, name: str) -> SectionReader:
+    def open_member(self, name: str) -> io.RawIOBase:
         """Open one member for streaming."""
         m = self.member(name)
-        return SectionReader(self._tar_path, m.offset, m.size)
+        if m.checkpoint is not None:
+            return GzipMemberReader(self._path, m.checkpoint, m.offset, m.size)
+        return SectionReader(self._path, m.offset, m.size)
 
     def read(self, name: str, limit: int = 64 * 1024 * 1024) -> bytes:
         """Read a small member (a JSON document) whole; larger than ``limit`` is an error."""

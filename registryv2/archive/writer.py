@@ -12,17 +12,20 @@ slot is full; on any error the temporary file goes and the target path is left a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import secrets
+import shutil
 import tarfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ..exceptions import RegistryV2Error, ValidationError
+from ..exceptions import ArchiveWriteError, CancelledError, RegistryV2Error, ValidationError
 from ..image import Blob, Image
 from ..manifest import OCI_INDEX, sha256_digest
 from ..models import ImageInspect
@@ -49,12 +52,37 @@ def _header(name: str, size: int, directory: bool = False) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
+class _File:
+    """The temporary file being written: writes after it was closed are refused, not misdirected
+    (a late worker must never write into whatever file reuses the descriptor)."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.lock = threading.Lock()
+
+    def pwrite(self, data: memoryview, offset: int) -> int:
+        with self.lock:
+            if self.fd < 0:
+                raise CancelledError(f"{self.path}: already abandoned")
+            try:
+                return os.pwrite(self.fd, data, offset)
+            except OSError as e:
+                raise ArchiveWriteError(f"{self.path}: cannot write ({e.strerror})") from None
+
+    def close(self) -> None:
+        with self.lock:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+
+
 class _Slot(io.RawIOBase):
     """Where one blob's bytes go: ``size`` bytes at ``offset`` of the archive, written in order."""
 
-    def __init__(self, fd: int, offset: int, source: str, blob: Blob) -> None:
+    def __init__(self, file: _File, offset: int, source: str, blob: Blob) -> None:
         super().__init__()
-        self._fd = fd
+        self._file = file
         self._offset = offset
         self.source = source
         self.blob = blob
@@ -68,7 +96,7 @@ class _Slot(io.RawIOBase):
         if self.written + len(view) > self.blob.size:
             raise RegistryV2Error(f"blob {self.blob.digest}: more than {self.blob.size} bytes")
         while view:
-            n = os.pwrite(self._fd, view, self._offset + self.written)
+            n = self._file.pwrite(view, self._offset + self.written)
             self.written += n
             view = view[n:]
         return len(data)
@@ -110,10 +138,10 @@ class ArchiveWriter:
         ...     engine.download_blobs(archive.pending, archive.open_blob)
     """
 
-    def __init__(self, path: str, temp: str, fd: int, slots: dict[str, _Slot]) -> None:
+    def __init__(self, path: str, temp: str, file: _File, slots: dict[str, _Slot]) -> None:
         self.path = path
         self._temp = temp
-        self._fd = fd
+        self._file = file
         self._slots = slots
 
     @property
@@ -129,7 +157,8 @@ class ArchiveWriter:
     def create(cls, path: str | os.PathLike[str], images: Sequence[Image]) -> ArchiveWriter:
         """Lay out an archive of ``images`` in a temporary file beside ``path``.
 
-        Images with the same manifest are written once, with all their tags.
+        Images with the same manifest are written once, with all their tags. An archive that
+        would not fit in the free space there is refused before a byte is downloaded.
         """
         target = os.fspath(path)
         if os.path.isdir(target):
@@ -140,31 +169,44 @@ class ArchiveWriter:
         if not images:
             raise ValidationError(f"output {target!r}: no image to write")
         temp = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(4)}.part")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            slots = _lay_out(fd, _entries(images))
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as e:
+            raise ArchiveWriteError(
+                f"{target}: cannot write in {directory} ({e.strerror})"
+            ) from None
+        file = _File(target, fd)
+        try:
+            slots, size = _lay_out(file, _entries(images))
+            missing = sum(slot.blob.size for slot in slots.values())
+            free = shutil.disk_usage(directory).free
+            if missing > free:
+                raise ArchiveWriteError(
+                    f"{target}: the archive needs {size} bytes; only {free} are free in {directory}"
+                )
         except BaseException:
-            os.close(fd)
+            file.close()
             os.unlink(temp)
             raise
-        return cls(target, temp, fd, slots)
+        return cls(target, temp, file, slots)
 
     def commit(self) -> None:
         """Check every blob arrived whole, then move the archive onto its path."""
         short = [s.blob.digest for s in self._slots.values() if s.written != s.blob.size]
         if short:
             raise RegistryV2Error(f"{self.path}: blobs not written in full: {', '.join(short)}")
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = -1
-        os.replace(self._temp, self.path)
+        try:
+            with self._file.lock:
+                os.fsync(self._file.fd)
+            self._file.close()
+            os.replace(self._temp, self.path)
+        except OSError as e:
+            raise ArchiveWriteError(f"{self.path}: cannot write ({e.strerror})") from None
 
     def abort(self) -> None:
         """Remove the temporary file; the target path is untouched."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        if os.path.exists(self._temp):
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self._temp)
 
     def __enter__(self) -> ArchiveWriter:
@@ -224,8 +266,8 @@ def _metadata(entries: list[_Entry]) -> list[tuple[str, bytes]]:
     ]
 
 
-def _lay_out(fd: int, entries: list[_Entry]) -> dict[str, _Slot]:
-    """Write headers and known contents; return a slot for each blob still to come."""
+def _lay_out(file: _File, entries: list[_Entry]) -> tuple[dict[str, _Slot], int]:
+    """Write headers and known contents; a slot for each blob still to come, and the size."""
     known: dict[str, bytes] = {}
     blobs: dict[str, tuple[str, Blob]] = {}
     for entry in entries:
@@ -240,9 +282,10 @@ def _lay_out(fd: int, entries: list[_Entry]) -> dict[str, _Slot]:
 
     def put(data: bytes) -> None:
         nonlocal offset
+        view = memoryview(data)
         done = 0
-        while done < len(data):
-            done += os.pwrite(fd, data[done:], offset + done)
+        while done < len(view):
+            done += file.pwrite(view[done:], offset + done)
         offset += _padded(len(data))
 
     for directory in ("blobs/", "blobs/sha256/"):
@@ -255,8 +298,12 @@ def _lay_out(fd: int, entries: list[_Entry]) -> dict[str, _Slot]:
         if digest in known:
             continue
         put(_header(blob_path(digest), blob.size))
-        slots[digest] = _Slot(fd, offset, source, blob)
+        slots[digest] = _Slot(file, offset, source, blob)
         offset += _padded(blob.size)
     # Two zero blocks end a tar; the file is extended with zeros to a whole record.
-    os.ftruncate(fd, _padded(offset + 2 * _BLOCK, tarfile.RECORDSIZE))
-    return slots
+    size = _padded(offset + 2 * _BLOCK, tarfile.RECORDSIZE)
+    try:
+        os.ftruncate(file.fd, size)
+    except OSError as e:
+        raise ArchiveWriteError(f"{file.path}: cannot write ({e.strerror})") from None
+    return slots, size
