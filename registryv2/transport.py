@@ -325,19 +325,16 @@ class Transport:
         A body shorter than its ``Content-Length`` is a transient ``RegistryError``.
         """
         declared = response.headers.get("Content-Length", "")
+        too_large = f"{what}: the answer is larger than the {limit} bytes allowed"
         try:
             if declared.isdigit() and int(declared) > limit:
-                raise RegistryError(
-                    f"{what}: the registry sends {declared} bytes, more than the {limit} allowed"
-                )
+                raise RegistryError(f"{too_large} ({declared} bytes)")
             parts: list[bytes] = []
             got = 0
             for piece in response.iter_content(64 * 1024):
                 got += len(piece)
                 if got > limit:
-                    raise RegistryError(
-                        f"{what}: the registry sends more than the {limit} bytes allowed"
-                    )
+                    raise RegistryError(too_large)
                 parts.append(piece)
         except requests.exceptions.RequestException as e:
             raise RegistryError(
@@ -408,6 +405,12 @@ class Transport:
             response = self._send(method, url, what, sent, headers, params, data, stream)
         if response.status_code not in expect:
             try:
+                if response.status_code == 401 and not own:
+                    raise AuthenticationError(
+                        f"{what}: {urlsplit(url).netloc}, not the registry, asks for "
+                        "credentials; they are not sent there [HTTP 401]",
+                        status=401,
+                    )
                 if response.status_code == 401:
                     raise self._unauthorized(response, what)
                 raise error_from_response(response, what)

@@ -45,6 +45,8 @@ from .transport import Transport, blob_url_path
 
 OCTET_STREAM = {"Content-Type": "application/octet-stream"}
 _SKIP_BUFFER = 1024 * 1024
+# A request body larger than this is streamed from the source instead of held in memory.
+_MAX_BUFFERED = 16 * 1024 * 1024
 _RANGE = re.compile(r"^(?:bytes=)?0-(\d+)$")
 
 
@@ -58,6 +60,29 @@ def with_query(location: str, **params: str) -> str:
     parts = urlsplit(location)
     query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class _StreamedBody:
+    """``length`` bytes read from the source as the request sends them: a chunk larger than
+    memory should hold (a registry may demand any ``OCI-Chunk-Min-Length``) costs one piece."""
+
+    def __init__(self, read: Callable[[int], bytes], length: int) -> None:
+        self._read = read
+        self._length = length
+        self._left = length
+
+    def __len__(self) -> int:
+        return self._length  # requests sends it as Content-Length
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        if want <= 0:
+            return b""
+        data = self._read(min(want, _SKIP_BUFFER))
+        if not data:
+            raise DigestMismatchError("the source ended before the blob did")
+        self._left -= len(data)
+        return data
 
 
 def read_full(reader: BinaryIO, size: int) -> bytes:
@@ -221,31 +246,38 @@ class BlobUpload:
 
     def _send(self) -> None:
         """Send the bytes from the confirmed offset; a blob of one chunk waits for the commit."""
+        if self.blob.size > self.chunk_size:
+            self._send_rest(self.blob.size - self.offset)
+
+    def _send_rest(self, length: int) -> None:
+        """PATCH ``length`` bytes from the confirmed offset, a chunk per request."""
         assert self.location is not None
-        if self.blob.size <= self.chunk_size:
-            return
-        while self.offset < self.blob.size:
+        stop = self.offset + length
+        while self.offset < stop:
             if self.cancel.is_set():
                 raise CancelledError(self.what)
-            chunk = self._read(min(self.chunk_size, self.blob.size - self.offset))
-            end = self.offset + len(chunk) - 1
+            size = min(self.chunk_size, stop - self.offset)
+            end = self.offset + size - 1
             response = self.transport.request(
                 "PATCH",
                 self.location,
                 what=self.what,
                 expect=(202,),
                 headers={**OCTET_STREAM, "Content-Range": f"{self.offset}-{end}"},
-                data=chunk,
+                data=self._body(size),
                 retry=False,
             )
-            self._confirmed(response, end + 1, len(chunk))
+            self._confirmed(response, end + 1, size)
 
     def _commit(self) -> None:
         """PUT the digest computed over every byte (with the bytes, for a one-chunk blob)."""
         assert self.location is not None
-        body = b""
-        if self.offset < self.blob.size:
-            body = self._read(self.blob.size - self.offset)
+        size = self.blob.size - self.offset
+        if size > _MAX_BUFFERED:
+            # Streamed, the digest is known only once the body is sent: send it as a PATCH.
+            self._send_rest(size)
+            size = 0
+        body = self._read(size) if size else b""
         digest = self.blob.verify(self.offset + len(body), self._hasher.hexdigest())
         response = self.transport.request(
             "PUT",
@@ -374,6 +406,10 @@ class BlobUpload:
             if not data:
                 break
             self._read_pos += len(data)
+
+    def _body(self, size: int) -> bytes | _StreamedBody:
+        """The next ``size`` bytes as a request body: in memory, or streamed when large."""
+        return self._read(size) if size <= _MAX_BUFFERED else _StreamedBody(self._read, size)
 
     def _read(self, size: int) -> bytes:
         """The next ``size`` bytes of the blob, hashed as they are read."""

@@ -150,7 +150,7 @@ class TokenServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
 
     def registry_config(self) -> dict[str, object]:
         return {

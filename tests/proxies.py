@@ -6,6 +6,9 @@ proxy reads a request's whole body before forwarding it, so a request cut off on
 never reaches the registry. Faults are asked for in advance:
 
 * ``cut(digest, after)``: break the next downloads of a blob after some bytes of body;
+* ``hang(digest, after)``: send some bytes of a blob, then nothing, for a minute;
+* ``add_headers[method]``: headers added to every answer to that method (a registry's
+  ``OCI-Chunk-Min-Length``, say);
 * ``reset_every(n)``: reset the connection in the middle of every n-th upload body and of
   every n-th blob download;
 * ``refuse(n, status, headers)``: answer the next n requests with a status (503, 429 with
@@ -72,6 +75,8 @@ class FaultyProxy:
         self.downloaded = 0
         self.before_forward: Callable[[Seen], None] | None = None
         self._cuts: dict[str, list[int]] = {}
+        self._hangs: dict[str, int] = {}
+        self.add_headers: dict[str, dict[str, str]] = {}
         self._reset_every = 0
         self._uploads_seen = 0
         self._downloads_seen = 0
@@ -86,6 +91,12 @@ class FaultyProxy:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out as separate writes: without this, Nagle's algorithm
+                # and the client's delayed ACK hold every answer 40 ms.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def do_GET(self) -> None:
                 try:
                     proxy._handle(self)
@@ -98,7 +109,9 @@ class FaultyProxy:
         self._server.daemon_threads = True
         self.host = f"127.0.0.1:{self._server.server_address[1]}"
         self.url = f"http://{self.host}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
 
     # -- faults ----------------------------------------------------------------------------
@@ -108,6 +121,11 @@ class FaultyProxy:
         (after the cuts already asked for)."""
         with self._lock:
             self._cuts.setdefault(digest, []).extend([after] * times)
+
+    def hang(self, digest: str, after: int) -> None:
+        """Send ``after`` bytes of each download of ``digest``, then stall for a minute."""
+        with self._lock:
+            self._hangs[digest] = after
 
     def reset_every(self, n: int) -> None:
         """Reset every ``n``-th upload body and blob download halfway through (0: never)."""
@@ -209,10 +227,15 @@ class FaultyProxy:
                 if self._reset_every and self._downloads_seen % self._reset_every == 0:
                     cut = int(response.getheader("Content-Length") or 0) // 2
                     rst = True
+        hang = self._hangs.get(handler.path.rsplit("/", 1)[1]) if is_blob else None
+        if hang is not None:
+            cut = hang
         handler.send_response(response.status, response.reason)
         for key, value in response.getheaders():
             if key.lower() not in _HOP_BY_HOP:
                 handler.send_header(key, value)
+        for key, value in self.add_headers.get(handler.command, {}).items():
+            handler.send_header(key, value)
         if response.getheader("Content-Length") is None and handler.command != "HEAD":
             handler.close_connection = True
         handler.end_headers()
@@ -225,6 +248,8 @@ class FaultyProxy:
                 handler.wfile.flush()
                 with self._lock:
                     self.downloaded += cut - sent
+                if hang is not None:
+                    time.sleep(60)
                 if rst:
                     reset(handler.connection)
                 else:

@@ -14,6 +14,7 @@ import pytest
 from registryv2 import push_docker_tar, validate_docker_tar
 
 from .archives import write_big_legacy
+from .proxies import FaultyProxy
 from .servers import RegistryServer, skopeo
 
 pytestmark = pytest.mark.integration
@@ -98,3 +99,20 @@ def test_pulling_300_mb_stays_under_100_mb_rss(registry: RegistryServer, tmp_pat
     assert out.stat().st_size > 300 * MiB
     assert report["peak_rss_kib"] * 1024 < 100 * MiB, report
     assert validate_docker_tar(out)
+
+
+def test_a_registry_demanding_huge_chunks_gets_them_streamed(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    """OCI-Chunk-Min-Length: 10^12 makes every blob one chunk: it is streamed from the archive
+    in one PATCH, never held in memory."""
+    tar = write_big_legacy(tmp_path / "one.tar", "big/app:v1", [150 * MiB])
+    with FaultyProxy(registry.host) as proxy:
+        proxy.add_headers["POST"] = {"OCI-Chunk-Min-Length": str(10**12)}
+        report = measure(PUSH_AND_MEASURE, proxy.url, str(tar), "big/chunky", "v1")
+        patches = proxy.seen("PATCH")
+    assert report["uploaded"] > 150 * MiB
+    assert report["peak_rss_kib"] * 1024 < 100 * MiB, report
+    assert len(patches) == 1  # the layer, whole; the small config went in its PUT
+    out = skopeo("inspect", "--tls-verify=false", f"docker://{registry.host}/big/chunky:v1")
+    assert json.loads(out)["Digest"] == report["digest"]

@@ -271,25 +271,71 @@ def test_output_path_problems_are_named(
         pull(f"{repo}:v1", tmp_path / "out.tar")
 
 
-def test_ctrl_c_during_a_pull_leaves_no_file(
-    registry: RegistryServer, repo: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("signum", "status", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_a_pull_stalled_mid_blob_ends_within_two_seconds_of_a_signal(
+    registry: RegistryServer, repo: str, tmp_path: Path, signum: int, status: int, said: str
 ) -> None:
     image, big = big_layer_image(2)
     push_v1(registry, repo, tmp_path, image)
     out = tmp_path / "out"
     out.mkdir()
+    (out / "app.tar").write_bytes(b"an older archive")
     with FaultyProxy(registry.host) as proxy:
-        proxy.throttle = 0.05  # about 40 s for the layer
+        proxy.hang(sha256(big), after=300_000)  # then silence, well inside the read timeout
         command = [sys.executable, "-m", "registryv2", "pull", f"{proxy.host}/{repo}:v1"]
         process = subprocess.Popen(
             [*command, "-o", str(out / "app.tar")], stderr=subprocess.PIPE, text=True
         )
         deadline = time.monotonic() + 30
-        while not proxy.blob_gets(sha256(big)) and time.monotonic() < deadline:
+        while proxy.downloaded < 300_000 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert list(out.iterdir()), "the pull should have begun its temporary file"
-        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)  # stalled now
+        assert len(list(out.iterdir())) == 2, "the pull should have begun its temporary file"
+        process.send_signal(signum)
+        signalled = time.monotonic()
         _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 130
-    assert stderr.strip() == "registryv2: interrupted"
-    assert list(out.iterdir()) == []
+        took = time.monotonic() - signalled
+    assert process.returncode == status
+    assert stderr.strip() == f"registryv2: {said}"
+    assert took < 2, took
+    assert [p.name for p in out.iterdir()] == ["app.tar"]
+    assert (out / "app.tar").read_bytes() == b"an older archive"
+
+
+def test_a_disk_that_fills_up_is_one_clear_error_and_leaves_nothing(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    image, _ = big_layer_image(2)
+    push_v1(registry, repo, tmp_path, image)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "app.tar").write_bytes(b"an older archive")
+    # A file size limit stands in for a full disk: writes past it fail with EFBIG.
+    limited = (
+        "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000)); "
+        "from registryv2.cli import main; sys.argv[0] = 'registryv2'; main()"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            limited,
+            "pull",
+            f"{registry.host}/{repo}:v1",
+            "-o",
+            str(out / "app.tar"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "cannot write (File too large)" in done.stderr and str(out / "app.tar") in done.stderr
+    assert [p.name for p in out.iterdir()] == ["app.tar"]
+    assert (out / "app.tar").read_bytes() == b"an older archive"

@@ -399,6 +399,29 @@ def test_eight_threads_share_one_client_and_each_blob_goes_up_once(
     assert pulled["digest"] == shared_digests.pop()
 
 
+def test_eight_threads_pushing_one_image_send_each_blob_once(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    tar = write_big_legacy(tmp_path / "one.tar", "one:v1", [10 * MiB, 6 * MiB, 3 * MiB])
+    size = blob_bytes(tar)
+    with FaultyProxy(registry.host) as proxy, RegistryClient(proxy.url, workers=4) as client:
+        start = threading.Barrier(8)
+        digests: list[str] = []
+
+        def push(n: int) -> None:
+            start.wait()
+            digests.append(client.push(tar, repo, f"t{n}").digest)
+
+        threads = [threading.Thread(target=push, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert len(digests) == 8 and len(set(digests)) == 1
+    assert size <= proxy.uploaded < size + 64 * 1024  # each blob once: no second upload
+    assert len(proxy.seen("POST", "/blobs/uploads/")) == 4  # three layers and the config
+
+
 def test_two_processes_push_the_same_image_at_once(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:

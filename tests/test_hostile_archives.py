@@ -1,0 +1,128 @@
+"""Hostile archives: bounded work, bounded disk, no waiting on a FIFO, one clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+from registryv2 import ImageArchive, TarReadError, validate_docker_tar
+
+from .archives import OCI_INDEX, _add, sha256, simple_image, write_docker25
+
+
+def test_indexes_that_repeat_and_nest_are_walked_once_each(tmp_path: Path) -> None:
+    """index.json lists an index ten times, which lists the next ten times, eight deep: walked
+    naively that is 10^8 visits."""
+    image = simple_image()
+    base = write_docker25(tmp_path / "base.tar", [image], manifest_json=False)
+    manifest = image.oci_manifest()
+    image_entry = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": sha256(manifest),
+        "size": len(manifest),
+        "annotations": {"io.containerd.image.name": "app:v1"},
+    }
+    entry, blobs = image_entry, []
+    for _ in range(8):
+        raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry] * 10})
+        blobs.append(raw.encode())
+        entry = {"mediaType": OCI_INDEX, "digest": sha256(blobs[-1]), "size": len(raw)}
+    top = {"schemaVersion": 2, "manifests": [entry] * 10 + [image_entry]}
+    hostile = tmp_path / "hostile.tar"
+    with tarfile.open(base) as src, tarfile.open(hostile, "w") as dst:
+        for member in src.getmembers():
+            if member.name != "index.json":
+                dst.addfile(member, src.extractfile(member))
+        for data in blobs:
+            _add(dst, "blobs/sha256/" + sha256(data)[7:], data)
+        _add(dst, "index.json", json.dumps(top).encode())
+    started = time.monotonic()
+    with ImageArchive.open(hostile) as archive:
+        assert len(archive.images) <= 1
+    assert time.monotonic() - started < 2
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "archive.tar"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | None] = []
+
+    def read() -> None:
+        try:
+            ImageArchive.open(fifo)
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)
+    assert outcome, "opening a FIFO must not block"
+    assert isinstance(outcome[0], TarReadError)
+    assert "not a regular file" in str(outcome[0])
+    assert validate_docker_tar(fifo) is False
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_is_refused(device: str) -> None:
+    with pytest.raises(TarReadError, match="not a regular file"):
+        ImageArchive.open(device)
+
+
+def gzip_bomb(path: Path, gib: int) -> Path:
+    """A .tar.gz whose one member claims ``gib`` GiB of zeros: many gzip members of 1 MiB of
+    zeros each (a member is about 1 KiB), after one holding the tar header."""
+    header = tarfile.TarInfo("manifest.json")
+    header.size = gib << 30
+    zeros = zlib.compressobj(9, zlib.DEFLATED, 31)
+    one = zeros.compress(b"\0" * (1 << 20)) + zeros.flush()
+    with open(path, "wb") as f:
+        head = zlib.compressobj(9, zlib.DEFLATED, 31)
+        f.write(head.compress(header.tobuf(tarfile.PAX_FORMAT)) + head.flush())
+        for _ in range(gib << 10):
+            f.write(one)
+    return path
+
+
+def test_a_gzip_bomb_is_refused_in_bounded_time_and_no_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bomb = gzip_bomb(tmp_path / "bomb.tar.gz", 8)  # 8 MiB on disk, 8 GiB inflated
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    started = time.monotonic()
+    with pytest.raises(TarReadError) as err:
+        ImageArchive.open(bomb)
+    assert time.monotonic() - started < 15
+    assert "gzip bomb" in str(err.value) and str(bomb) in str(err.value)
+    assert list(scratch.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.tar.gz", "tmp"]
+
+
+def test_sigterm_while_reading_a_gzip_archive_leaves_nothing(tmp_path: Path) -> None:
+    bomb = gzip_bomb(tmp_path / "bomb.tar.gz", 4)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "registryv2", "push", str(bomb), "127.0.0.1:1/x:y"],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)
+    child.terminate()
+    _, stderr = child.communicate(timeout=10)
+    assert child.returncode in (1, 143), stderr  # stopped, or refused the bomb first
+    assert "Traceback" not in stderr
+    assert list(scratch.iterdir()) == []
