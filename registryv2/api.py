@@ -4,23 +4,35 @@ Each builds a :class:`~registryv2.client.RegistryClient`, makes one call and clo
 function also takes, by keyword only, any :class:`~registryv2.models.RegistryConfig` setting
 (``username``, ``password``, ``insecure``, ``ca_bundle``, ``retry``, ``workers``...). Hold a
 client yourself for many calls.
+
+The rule for what comes back: a function that ``registry-api-v2-client`` has returns what it
+returns there (dicts from ``get_manifest`` and ``get_image_info``, its models elsewhere);
+everything else (``pull``, ``copy``, ``tag``, the methods of :class:`RegistryClient`) returns
+registryv2's frozen dataclasses.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from .client import RegistryClient
-from .models import DEFAULT_TIMEOUT, ImageInspect, ManifestInfo
+from .manifest import sha256_digest
+from .models import DEFAULT_TIMEOUT, ImageInspect
 from .operations import copy_image, pull_images, tag_image
 from .reference import is_digest
 
 
-def check_registry_connectivity(registry_url: str, timeout: float = 10, **options: Any) -> bool:
-    """True when the registry answers ``/v2/`` with 200 or 401; ``RegistryError`` otherwise.
+def check_registry_connectivity(registry_url: str, timeout: float = 30, **options: Any) -> bool:
+    """True when the registry is usable: ``/v2/`` answers 200 as a registry does (with
+    ``Docker-Distribution-Api-Version: registry/2.0``), after logging in if it asks.
+
+    A registry asking for credentials is answered with those given, or docker's; without
+    usable ones it is an ``AuthenticationError`` saying how to log in. Anything else that is
+    not a registry, or not reachable, is a ``RegistryError``.
 
     Example:
         >>> check_registry_connectivity("http://localhost:15000")  # doctest: +SKIP
@@ -109,35 +121,65 @@ def list_tags(registry_url: str, repository: str, timeout: float = 10, **options
 
 
 def get_manifest(
-    registry_url: str, repository: str, reference: str, timeout: float = 10, **options: Any
-) -> ManifestInfo:
-    """The manifest or index at ``reference`` (a tag or digest).
+    registry_url: str, repository: str, tag: str, timeout: float = 10, **options: Any
+) -> dict[str, Any]:
+    """The manifest (or index) at ``tag`` (a tag or a digest), as a dict with its ``digest``.
+
+    The dict is the manifest's JSON, plus ``"digest"``, as ``registry-api-v2-client`` returns
+    it; :meth:`RegistryClient.get_manifest` gives a :class:`ManifestInfo` with the exact bytes.
 
     Example:
-        >>> get_manifest("localhost:15000", "team/app", "v1").layers[0].size  # doctest: +SKIP
+        >>> get_manifest("localhost:15000", "team/app", "v1")["layers"][0]["size"]  # doctest: +SKIP
         3145728
     """
     with RegistryClient(registry_url, timeout=timeout, **options) as client:
-        return client.get_manifest(repository, reference)
+        info = client.get_manifest(repository, tag)
+    return _manifest_dict(info.raw, info.digest)
+
+
+def _manifest_dict(raw: bytes, digest: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(raw)  # parsed and checked already
+    doc["digest"] = digest
+    return doc
 
 
 def get_image_info(
     registry_url: str,
     repository: str,
-    reference: str,
+    tag: str,
     timeout: float = 10,
     *,
     platform: str | None = None,
     **options: Any,
-) -> ImageInspect:
-    """Manifest and config of an image: architecture, os, created, size, layers, labels, env.
+) -> dict[str, Any]:
+    """An image's manifest and config, as the dict ``registry-api-v2-client`` returns.
+
+    Keys: ``repository``, ``tag``, ``digest``, ``manifest`` (as :func:`get_manifest` gives it),
+    ``config`` (the config blob's JSON), ``architecture``, ``os``, ``created``, ``total_size``
+    (config and layers) and ``layer_count``. For a multi-platform image, the image for
+    ``platform`` (default: this machine's), as ``docker pull`` would take.
+    :meth:`RegistryClient.get_image_info` gives an :class:`ImageInspect` instead.
 
     Example:
-        >>> get_image_info("localhost:15000", "team/app", "v1").architecture  # doctest: +SKIP
+        >>> get_image_info("localhost:15000", "team/app", "v1")["architecture"]  # doctest: +SKIP
         'amd64'
     """
     with RegistryClient(registry_url, timeout=timeout, **options) as client:
-        return client.get_image_info(repository, reference, platform)
+        image = client.image(repository, tag, platform)
+    manifest = _manifest_dict(image.manifest_bytes, sha256_digest(image.manifest_bytes))
+    config: dict[str, Any] = json.loads(image.config_bytes)  # checked by client.image
+    return {
+        "repository": repository,
+        "tag": tag,
+        "digest": manifest["digest"],
+        "manifest": manifest,
+        "config": config,
+        "architecture": config.get("architecture"),
+        "os": config.get("os"),
+        "created": config.get("created"),
+        "total_size": image.config.size + sum(layer.size for layer in image.layers),
+        "layer_count": len(image.layers),
+    }
 
 
 def delete_image(

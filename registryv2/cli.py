@@ -226,7 +226,7 @@ def pull(
     """
     connect = _connector(connection, workers=workers)
     for info in pull_images(references, output, connect, platform):
-        click.echo(f"{info.manifest_digest} {' '.join(info.tags)}".rstrip())
+        click.echo(f"{info.manifest_digest} {' '.join(info.repo_tags)}".rstrip())
 
 
 @main.command()

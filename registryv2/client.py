@@ -135,29 +135,36 @@ class RegistryClient:
     # -- connectivity ------------------------------------------------------------------------
 
     def ping(self) -> bool:
-        """Check that the registry speaks API v2: True on 200 or 401 at ``/v2/``.
+        """Check that the registry is usable: ``/v2/`` answers 200 as a registry does.
 
-        Raises ``RegistryError`` with the reason otherwise.
+        A registry asking for credentials gets this client's (or docker's); without usable
+        ones it is an ``AuthenticationError`` saying how to log in. A server answering 200
+        without ``Docker-Distribution-Api-Version: registry/2.0`` is not a registry.
 
         Example:
             >>> RegistryClient("localhost:15000").ping()  # doctest: +SKIP
             True
         """
-        self.transport.request(
-            "GET", "/v2/", what=f"checking {self.transport.registry}", expect=(200, 401)
-        )
+        what = f"checking {self.transport.registry}"
+        response = self.transport.request("GET", "/v2/", what=what, stream=True)
+        response.close()
+        version = response.headers.get("Docker-Distribution-Api-Version", "")
+        if "registry/2.0" not in version:
+            raise RegistryError(
+                f"{what}: it answers /v2/ but is not a registry "
+                "(no Docker-Distribution-Api-Version: registry/2.0)",
+                status=response.status_code,
+            )
         return True
 
     def login(self) -> bool:
-        """Check that the registry accepts this client's credentials (GET ``/v2/``, answering
-        any challenge). Raises ``AuthenticationError`` when it does not.
+        """Check that the registry accepts this client's credentials: :meth:`ping`.
 
         Example:
             >>> RegistryClient("r.io", username="al", password="pw").login()  # doctest: +SKIP
             True
         """
-        self.transport.request("GET", "/v2/", what=f"logging in to {self.transport.registry}")
-        return True
+        return self.ping()
 
     # -- listing -----------------------------------------------------------------------------
 
@@ -331,10 +338,14 @@ class RegistryClient:
         Example:
             >>> info = client.get_image_info("team/app", "v1")  # doctest: +SKIP
             >>> info.os, info.architecture, info.size  # doctest: +SKIP
-            ('linux', 'amd64', 3146752)
+            ('linux', 'amd64', 3145728)
         """
         info = self.image(repository, reference, platform).inspect()
-        return dataclasses.replace(info, tags=(_name(repository, reference),))
+        return dataclasses.replace(
+            info,
+            repo_tags=[] if is_digest(reference) else [_name(repository, reference)],
+            repo_digests=[f"{repository}@{info.manifest_digest}"],
+        )
 
     def image(
         self,

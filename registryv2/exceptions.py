@@ -1,18 +1,29 @@
 """The exceptions registryv2 raises.
 
-Every error derives from :class:`RegistryV2Error`, so ``except RegistryV2Error`` catches all of
-them. The three names the async ``registry-api-v2-client`` exports (``RegistryError``,
-``TarReadError``, ``ValidationError``) keep their meaning; subclasses let callers tell apart the
-cases they act on (a missing image, bad credentials, a registry that refuses deletes).
+As in ``registry-api-v2-client``, every error is a :class:`RegistryError`, so
+``except RegistryError`` catches every failure of the library (``RegistryV2Error`` is another
+name for the same class). Under it:
+
+.. code-block:: text
+
+    RegistryError (= RegistryV2Error)   the registry refused, or could not be reached
+    ├── NotFoundError                   404: no such repository, tag, manifest or blob
+    ├── AuthenticationError             401: credentials missing or refused
+    ├── PermissionDeniedError           403
+    ├── UnsupportedError                405: deletes disabled, and the like
+    ├── ValidationError (ValueError)    a bad argument: reference, digest, image choice, archive
+    │   └── TarReadError                an archive that is missing, unreadable or malformed
+    │       └── ArchiveNotFoundError    ... that does not exist (also a FileNotFoundError)
+    ├── DigestMismatchError             bytes that do not hash to their digest
+    ├── ArchiveWriteError               an output archive that cannot be written
+    └── CancelledError                  a transfer step stopped because the transfer stopped
+
+``RegistryError.transient`` says whether trying again later may help.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-
-class RegistryV2Error(Exception):
-    """Base class of every error raised by registryv2."""
 
 
 @dataclass(frozen=True)
@@ -23,8 +34,9 @@ class ErrorDetail:
     message: str
 
 
-class RegistryError(RegistryV2Error):
-    """The registry refused a request, or could not be reached.
+class RegistryError(Exception):
+    """Base class of every registryv2 error; raised itself when a registry fails or is
+    unreachable.
 
     Attributes:
         status: the HTTP status code, or ``None`` when no response arrived.
@@ -58,6 +70,11 @@ class RegistryError(RegistryV2Error):
         self.retry_after = retry_after
         self.attempts = 1
 
+    @property
+    def codes(self) -> list[str]:
+        """The registry's error codes, such as ``["MANIFEST_UNKNOWN"]``."""
+        return [e.code for e in self.errors]
+
     def retitled(self, message: str, attempts: int | None = None) -> RegistryError:
         """The same error (class, status, registry errors) with another message."""
         error = type(self)(
@@ -70,10 +87,9 @@ class RegistryError(RegistryV2Error):
         error.attempts = self.attempts if attempts is None else attempts
         return error
 
-    @property
-    def codes(self) -> list[str]:
-        """The registry's error codes, such as ``["MANIFEST_UNKNOWN"]``."""
-        return [e.code for e in self.errors]
+
+RegistryV2Error = RegistryError
+"""Another name for :class:`RegistryError`, the base of every registryv2 error."""
 
 
 class NotFoundError(RegistryError):
@@ -92,23 +108,29 @@ class UnsupportedError(RegistryError):
     """The registry does not offer this operation, such as deletes when disabled (HTTP 405)."""
 
 
-class TarReadError(RegistryV2Error):
+class ValidationError(RegistryError, ValueError):
+    """An argument is malformed or ambiguous: a reference, a digest, an image selection, or an
+    archive that is not a sound image archive."""
+
+
+class TarReadError(ValidationError):
     """An image archive is missing, unreadable or not a ``docker save`` archive."""
 
 
-class ValidationError(RegistryV2Error, ValueError):
-    """An argument is malformed or ambiguous: a reference, a digest, an image selection."""
+class ArchiveNotFoundError(TarReadError, FileNotFoundError):
+    """An archive path that does not exist. A ``FileNotFoundError`` too, as
+    ``registry-api-v2-client`` raises one there."""
 
 
-class ArchiveWriteError(RegistryV2Error):
+class DigestMismatchError(RegistryError):
+    """Bytes read from an archive or a registry do not hash to the digest that names them."""
+
+
+class ArchiveWriteError(RegistryError):
     """An output archive could not be written: no space left, no permission, a read-only disk.
     Nothing is left behind: the file at the output path, if any, is as it was."""
 
 
-class DigestMismatchError(RegistryV2Error):
-    """Bytes read from an archive or a registry do not hash to the digest that names them."""
-
-
-class CancelledError(RegistryV2Error):
+class CancelledError(RegistryError):
     """A transfer step stopped because the transfer is being abandoned: another blob failed,
     or the caller was interrupted. Raised inside worker threads; callers see the first cause."""

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from .exceptions import DigestMismatchError, ValidationError
 from .manifest import MAX_CONFIG_SIZE, build_manifest, load_json, sha256_digest
-from .models import BlobInfo, ImageConfig, ImageInspect
+from .models import BlobInfo, ImageInspect
 
 
 @dataclass(frozen=True)
@@ -102,14 +102,13 @@ class Image:
         """
         where = f"config {self.config.digest}"
         try:
-            config = ImageConfig.from_json(load_json(self.config_bytes, where, MAX_CONFIG_SIZE))
+            return ImageInspect.of(
+                self.tags,
+                load_json(self.config_bytes, where, MAX_CONFIG_SIZE),
+                self.config.info,
+                [layer.info for layer in self.layers],
+                sha256_digest(self.manifest) if self.manifest else None,
+                self.manifest_media_type,
+            )
         except ValidationError as e:
             raise ValidationError(f"{where} is not a valid image config ({e})") from None
-        return ImageInspect.of(
-            self.tags,
-            config,
-            self.config.info,
-            tuple(layer.info for layer in self.layers),
-            sha256_digest(self.manifest) if self.manifest else None,
-            self.manifest_media_type,
-        )

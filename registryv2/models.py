@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .events import BlobAction
@@ -68,6 +71,16 @@ class RegistryConfig:
         if self.timeout <= 0 or self.connect_timeout <= 0:
             raise ValueError("timeouts must be positive")
 
+    @property
+    def base_url(self) -> str:
+        """The URL without a trailing slash, as ``registry-api-v2-client`` gives it.
+
+        Example:
+            >>> RegistryConfig("http://localhost:15000/").base_url
+            'http://localhost:15000'
+        """
+        return self.url.rstrip("/")
+
 
 @dataclass(frozen=True)
 class BlobInfo:
@@ -80,7 +93,17 @@ class BlobInfo:
 
     digest: str
     size: int
-    media_type: str
+    media_type: str = "application/octet-stream"
+
+    @property
+    def digest_short(self) -> str:
+        """The first 12 hex digits of the digest, as docker shows IDs.
+
+        Example:
+            >>> BlobInfo("sha256:0123456789abcdef", 1).digest_short
+            '0123456789ab'
+        """
+        return self.digest.split(":", 1)[-1][:12]
 
 
 @dataclass(frozen=True)
@@ -117,19 +140,20 @@ class ManifestInfo:
 
     For an image manifest ``config`` and ``layers`` are set; for an index (manifest list)
     ``manifests`` lists its platforms. ``raw`` is the exact bytes, whose sha256 is ``digest``.
+    The first fields, in their order, are ``registry-api-v2-client``'s.
 
     Example:
-        >>> info = get_manifest("localhost:15000", "app", "v1")  # doctest: +SKIP
+        >>> info = RegistryClient("localhost:15000").get_manifest("app", "v1")  # doctest: +SKIP
         >>> info.is_index, info.layers[0].media_type  # doctest: +SKIP
         (False, 'application/vnd.docker.image.rootfs.diff.tar.gzip')
     """
 
-    digest: str
-    media_type: str
-    size: int
     schema_version: int
+    media_type: str
     config: BlobInfo | None = None
     layers: tuple[BlobInfo, ...] = ()
+    digest: str = ""
+    size: int = 0
     manifests: tuple[PlatformManifest, ...] = ()
     raw: bytes = field(default=b"", repr=False)
 
@@ -138,31 +162,59 @@ class ManifestInfo:
         """True for an image index or Docker manifest list."""
         return self.config is None
 
+    @property
+    def total_size(self) -> int:
+        """Bytes of the config plus every layer (0 for an index)."""
+        return (self.config.size if self.config else 0) + sum(x.size for x in self.layers)
+
+
+# Docker's time for "no time": what docker shows for an image without a creation date.
+ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+
+
+class _Dumpable:
+    """``model_dump()``, as the pydantic models of ``registry-api-v2-client`` have it."""
+
+    def model_dump(self) -> dict[str, Any]:
+        """The fields as a dict (nested models too).
+
+        Example:
+            >>> ImageConfig(architecture="amd64").model_dump()["architecture"]
+            'amd64'
+        """
+        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+
 
 @dataclass(frozen=True)
-class ImageConfig:
-    """The parts of an image's config blob people ask about."""
+class ImageConfig(_Dumpable):
+    """The parts of an image's config blob people ask about, as ``registry-api-v2-client``
+    names them (``variant`` is registryv2's addition).
 
-    architecture: str | None = None
-    os: str | None = None
-    variant: str | None = None
-    created: str | None = None
-    author: str | None = None
-    env: tuple[str, ...] = ()
-    entrypoint: tuple[str, ...] | None = None
-    cmd: tuple[str, ...] | None = None
+    Example:
+        >>> ImageConfig.from_json({"config": {"Cmd": ["sh"]}}).cmd
+        ['sh']
+    """
+
+    architecture: str = ""
+    os: str = ""
+    created: datetime = ZERO_TIME
+    cmd: list[str] = field(default_factory=list)
+    entrypoint: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
+    user: str = ""
     working_dir: str | None = None
-    user: str | None = None
+    exposed_ports: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
-    exposed_ports: tuple[str, ...] = ()
-    diff_ids: tuple[str, ...] = ()
+    diff_ids: list[str] = field(default_factory=list)
+    variant: str | None = None
 
     @classmethod
     def from_json(cls, doc: Any) -> ImageConfig:
         """Read the fields from a parsed config blob (Docker or OCI image config).
 
         A field of the wrong shape (``Labels: 5``, a non-string in ``Env``) is a
-        ``ValidationError`` naming it; absent fields are None or empty.
+        ``ValidationError`` naming it; absent fields are empty. ``created`` is docker's zero
+        time (0001-01-01) when absent or unreadable.
 
         Example:
             >>> ImageConfig.from_json({"architecture": "amd64", "os": "linux"}).os
@@ -173,20 +225,36 @@ class ImageConfig:
         run = _field(doc, "config", dict) or {}
         rootfs = _field(doc, "rootfs", dict) or {}
         return cls(
-            architecture=_field(doc, "architecture", str),
-            os=_field(doc, "os", str),
-            variant=_field(doc, "variant", str),
-            created=_field(doc, "created", str),
-            author=_field(doc, "author", str),
-            env=_strings(run, "Env") or (),
-            entrypoint=_strings(run, "Entrypoint"),
+            architecture=_field(doc, "architecture", str) or "",
+            os=_field(doc, "os", str) or "",
+            created=parse_time(_field(doc, "created", str)),
             cmd=_strings(run, "Cmd"),
+            entrypoint=_strings(run, "Entrypoint"),
+            env=_strings(run, "Env"),
+            user=_field(run, "User", str) or "",
             working_dir=_field(run, "WorkingDir", str) or None,
-            user=_field(run, "User", str) or None,
+            exposed_ports=dict(_field(run, "ExposedPorts", dict) or {}),
             labels=_string_map(run, "Labels"),
-            exposed_ports=tuple(sorted(_field(run, "ExposedPorts", dict) or {})),
-            diff_ids=_strings(rootfs, "diff_ids") or (),
+            diff_ids=_strings(rootfs, "diff_ids"),
+            variant=_field(doc, "variant", str) or None,
         )
+
+
+def parse_time(text: str | None) -> datetime:
+    """An image's ``created`` time; docker's zero time when absent or unreadable.
+
+    Example:
+        >>> parse_time("2025-01-15T10:30:45.123456789Z").microsecond
+        123456
+    """
+    if not text:
+        return ZERO_TIME
+    try:
+        # Python reads nanoseconds (docker writes them) down to microseconds.
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return ZERO_TIME
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _field(doc: dict[str, Any], key: str, kind: type) -> Any:
@@ -196,13 +264,11 @@ def _field(doc: dict[str, Any], key: str, kind: type) -> Any:
     return value
 
 
-def _strings(doc: dict[str, Any], key: str) -> tuple[str, ...] | None:
-    value = _field(doc, key, list)
-    if value is None:
-        return None
+def _strings(doc: dict[str, Any], key: str) -> list[str]:
+    value = _field(doc, key, list) or []
     if not all(isinstance(v, str) for v in value):
         raise ValidationError(f"config field {key} holds something other than strings")
-    return tuple(value)
+    return list(value)
 
 
 def _string_map(doc: dict[str, Any], key: str) -> dict[str, str]:
@@ -213,27 +279,34 @@ def _string_map(doc: dict[str, Any], key: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class LayerInfo:
-    """One layer of an image: how it is stored, and the digest of its uncompressed tar."""
+class LayerInfo(_Dumpable):
+    """One layer of an image: how it is stored, and (registryv2's addition) the digest of its
+    uncompressed tar."""
 
     digest: str
     size: int
     media_type: str
+    created: datetime | None = None
+    created_by: str | None = None
     diff_id: str | None = None
 
 
 @dataclass(frozen=True)
-class ImageInspect:
-    """An image's manifest and config together, from an archive or a registry.
+class ImageInspect(_Dumpable):
+    """An image's manifest and config together, from an archive or a registry, with the fields
+    of ``registry-api-v2-client``'s ``ImageInspect``.
 
     Attributes:
-        tags: the archive's tags for the image, or the reference it was read from.
-        manifest_digest: the manifest's digest, when the image has a manifest.
-        config_digest: the config blob's digest (docker's "image ID").
-        media_type: the manifest's media type, when known.
-        config: architecture, os, env, entrypoint, labels and the rest.
+        id: the config blob's digest (docker's image ID).
+        repo_tags: the archive's tags for the image, or the reference it was read from.
+        repo_digests: ``repository@digest`` where the image came from a registry.
+        created: when the image was built (docker's zero time if unknown).
+        config: architecture, os, env, cmd, labels and the rest.
         layers: the layers, base first.
-        size: bytes of the config plus every layer as stored.
+        size: bytes of every layer as stored; ``virtual_size`` the same.
+        rootfs_layers: the config's diff_ids.
+        manifest_digest: registryv2's addition: the manifest's digest, when there is one.
+        media_type: registryv2's addition: the manifest's media type, when known.
 
     Example:
         >>> info = inspect_docker_tar("app.tar")  # doctest: +SKIP
@@ -241,56 +314,74 @@ class ImageInspect:
         ('amd64', 3)
     """
 
-    tags: tuple[str, ...]
-    config_digest: str
+    id: str
+    created: datetime
     config: ImageConfig
-    layers: tuple[LayerInfo, ...]
-    size: int
+    architecture: str
+    os: str
+    repo_tags: list[str] = field(default_factory=list)
+    repo_digests: list[str] = field(default_factory=list)
+    parent: str | None = None
+    comment: str = ""
+    layers: list[LayerInfo] = field(default_factory=list)
+    size: int = 0
+    virtual_size: int = 0
+    author: str = ""
+    rootfs_type: str = "layers"
+    rootfs_layers: list[str] = field(default_factory=list)
     manifest_digest: str | None = None
     media_type: str | None = None
 
     @classmethod
     def of(
         cls,
-        tags: tuple[str, ...],
-        config: ImageConfig,
+        tags: Sequence[str],
+        doc: Any,
         config_blob: BlobInfo,
-        layers: tuple[BlobInfo, ...],
+        layers: Sequence[BlobInfo],
         manifest_digest: str | None = None,
         media_type: str | None = None,
+        repo_digests: Sequence[str] = (),
     ) -> ImageInspect:
-        """Pair each layer with its diff_id from the config, and total the sizes.
+        """Build it from a parsed config document and the manifest's descriptors.
+
+        Raises ``ValidationError`` when the config is not an image config.
 
         Example:
             >>> cfg = BlobInfo("sha256:" + "0" * 64, 2, "application/json")
-            >>> ImageInspect.of(("a:1",), ImageConfig(), cfg, ()).size
-            2
+            >>> ImageInspect.of(["a:1"], {"os": "linux"}, cfg, []).os
+            'linux'
         """
+        config = ImageConfig.from_json(doc)
+        rootfs = _field(doc, "rootfs", dict) or {}
         diff_ids = config.diff_ids
+        size = sum(x.size for x in layers)
         return cls(
-            tags=tags,
-            config_digest=config_blob.digest,
+            id=config_blob.digest,
+            created=config.created,
             config=config,
-            layers=tuple(
+            architecture=config.architecture,
+            os=config.os,
+            repo_tags=list(tags),
+            repo_digests=list(repo_digests),
+            comment=_field(doc, "comment", str) or "",
+            layers=[
                 LayerInfo(
-                    x.digest, x.size, x.media_type, diff_ids[n] if n < len(diff_ids) else None
+                    x.digest,
+                    x.size,
+                    x.media_type,
+                    diff_id=diff_ids[n] if n < len(diff_ids) else None,
                 )
                 for n, x in enumerate(layers)
-            ),
-            size=config_blob.size + sum(x.size for x in layers),
+            ],
+            size=size,
+            virtual_size=size,
+            author=_field(doc, "author", str) or "",
+            rootfs_type=_field(rootfs, "type", str) or "layers",
+            rootfs_layers=list(diff_ids),
             manifest_digest=manifest_digest,
             media_type=media_type,
         )
-
-    @property
-    def architecture(self) -> str | None:
-        """Shortcut for ``config.architecture``."""
-        return self.config.architecture
-
-    @property
-    def os(self) -> str | None:
-        """Shortcut for ``config.os``."""
-        return self.config.os
 
 
 @dataclass(frozen=True)

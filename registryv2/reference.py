@@ -158,18 +158,24 @@ def registry_reference(text: str) -> Reference:
 def parse_repository_tag(repo_tag: str) -> tuple[str, str]:
     """Split ``[host[:port]/]repository[:tag|@digest]`` into ``(repository, tag)``.
 
-    The host stays in the repository, as in ``registry-api-v2-client``; a digest takes the
-    tag's place; the tag defaults to ``latest``.
+    A plain split, as in ``registry-api-v2-client``: nothing is validated, the host stays in
+    the repository, an empty or missing tag is ``latest``. Unlike there, a port is never taken
+    for a tag, and a digest takes the tag's place.
 
     Example:
         >>> parse_repository_tag("localhost:5000/myapp")
         ('localhost:5000/myapp', 'latest')
-        >>> parse_repository_tag("nginx:alpine")
-        ('nginx', 'alpine')
+        >>> parse_repository_tag("nginx:alpine"), parse_repository_tag("app:")
+        (('nginx', 'alpine'), ('app', 'latest'))
     """
-    ref = Reference.parse(repo_tag)
-    repository = f"{ref.registry}/{ref.repository}" if ref.registry else ref.repository
-    return repository, ref.identifier
+    name, at, digest = repo_tag.partition("@")
+    if at and is_digest(digest):
+        return name, digest
+    slash = repo_tag.rfind("/")
+    colon = repo_tag.rfind(":")
+    if colon > slash:
+        return repo_tag[:colon], repo_tag[colon + 1 :] or DEFAULT_TAG
+    return repo_tag, DEFAULT_TAG
 
 
 def normalize_archive_tag(repo_tag: str) -> tuple[str, str]:

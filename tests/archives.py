@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -302,3 +303,17 @@ def write_oci_index_dir(path: Path, images: list[SampleImage], ref: str = "lates
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
     _write_oci_layout(path, blobs, index, OCI_INDEX, ref)
     return index
+
+
+def rewrite_members(src: Path, dst: Path, change: Callable[[str, bytes], bytes]) -> Path:
+    """Copy the tar ``src`` to ``dst``, each regular member's bytes passed through ``change``."""
+    with tarfile.open(src) as old, tarfile.open(dst, "w") as new:
+        for member in old.getmembers():
+            data = None
+            if member.isreg():
+                extracted = old.extractfile(member)
+                assert extracted is not None
+                data = change(member.name, extracted.read())
+                member.size = len(data)
+            new.addfile(member, io.BytesIO(data) if data is not None else None)
+    return dst

@@ -28,6 +28,7 @@ from .archives import (
     SampleImage,
     gzip_bytes,
     layer_tar,
+    rewrite_members,
     sha256,
     simple_image,
     write_docker25,
@@ -105,16 +106,13 @@ def test_uncompressed_layer_not_named_by_digest_is_hashed_when_config_lacks_diff
     image = simple_image()
     tar = write_legacy(tmp_path / "a.tar", [image])
     # Rewrite the config without diff_ids: the reader must hash the layers itself.
-    rewritten = tmp_path / "b.tar"
-    with tarfile.open(tar) as src, tarfile.open(rewritten, "w") as dst:
-        for m in src.getmembers():
-            data = src.extractfile(m).read() if m.isreg() else None  # type: ignore[union-attr]
-            if m.name.endswith(".json") and data and b"diff_ids" in data:
-                doc = json.loads(data)
-                del doc["rootfs"]
-                data = json.dumps(doc).encode()
-                m.size = len(data)
-            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+    config = json.loads(image.config())
+    del config["rootfs"]
+    rewritten = rewrite_members(
+        tar,
+        tmp_path / "b.tar",
+        lambda name, data: json.dumps(config).encode() if data == image.config() else data,
+    )
     with ImageArchive.open(rewritten) as archive:
         assert [x.digest for x in archive.images[0].layers] == [
             sha256(x) for x in image.stored_layers()

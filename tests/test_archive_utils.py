@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from registryv2 import (
+    RegistryError,
     TarReadError,
+    ValidationError,
     extract_original_tags,
     get_primary_tag,
     get_tar_manifest,
@@ -16,7 +21,15 @@ from registryv2 import (
     validate_docker_tar,
 )
 
-from .archives import sha256, simple_image, write_docker25, write_legacy, write_oci_dir
+from .archives import (
+    SampleImage,
+    rewrite_members,
+    sha256,
+    simple_image,
+    write_docker25,
+    write_legacy,
+    write_oci_dir,
+)
 from .servers import skopeo
 
 
@@ -35,25 +48,35 @@ def archive(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-
         write_legacy(path, [image], compress=True)
     else:
         write_docker25(path, [image], manifest_json=request.param == "docker25")
-    return path, image
+    return path, image, request.param
 
 
 def test_utilities_agree_with_what_was_written(archive) -> None:  # type: ignore[no-untyped-def]
-    path, image = archive
+    path, image, layout = archive
+    tags = ["docker.io/library/nginx:alpine", "ghcr.io/org/app:1"]
     assert validate_docker_tar(path) is True
-    tags = extract_original_tags(path)
-    assert tags == ["docker.io/library/nginx:alpine", "ghcr.io/org/app:1"]
-    assert get_primary_tag(path) == ("nginx", "alpine")
+    # extract_original_tags reads manifest.json (as registry-api-v2-client does); a bare OCI
+    # layout has none, and its tags are only in what inspect_docker_tar reads.
+    if layout == "oci-only":
+        assert extract_original_tags(path) == [] and get_primary_tag(path) is None
+    else:
+        assert extract_original_tags(path) == tags
+        assert get_primary_tag(path) == ("docker.io/library/nginx", "alpine")
     [entry] = get_tar_manifest(path)
     assert entry["RepoTags"] == tags and len(entry["Layers"]) == 2
     info = inspect_docker_tar(path)
-    assert info.tags == tuple(tags)
-    assert info.config_digest == sha256(image.config())
+    assert info.repo_tags == tags
+    assert info.id == sha256(image.config())
     assert (info.os, info.architecture) == ("linux", "amd64")
+    assert info.created == datetime(2024, 1, 1, tzinfo=UTC)
     assert info.config.labels == {"maintainer": "x"}
+    assert (
+        info.config.cmd == ["/bin/sh"] and info.config.entrypoint == [] and info.config.user == ""
+    )
     assert [x.digest for x in info.layers] == [sha256(x) for x in image.stored_layers()]
     assert [x.diff_id for x in info.layers] == [sha256(x) for x in image.layers]
-    assert info.size == len(image.config()) + sum(len(x) for x in image.stored_layers())
+    assert info.rootfs_layers == [sha256(x) for x in image.layers]
+    assert info.size == info.virtual_size == sum(len(x) for x in image.stored_layers())
 
 
 @pytest.mark.integration
@@ -64,9 +87,9 @@ def test_utilities_on_an_archive_skopeo_wrote(tmp_path: Path) -> None:
     skopeo("copy", f"oci:{oci}:v1", f"docker-archive:{tar}:docker.io/bench/app:v1")
     assert validate_docker_tar(tar) is True
     assert extract_original_tags(tar) == ["docker.io/bench/app:v1"]
-    assert get_primary_tag(tar) == ("bench/app", "v1")
+    assert get_primary_tag(tar) == ("docker.io/bench/app", "v1")
     info = inspect_docker_tar(tar)
-    assert info.config_digest == sha256(image.config())
+    assert info.id == sha256(image.config())
     # skopeo's docker-archive stores layers uncompressed: their digests are the diff_ids.
     assert [x.digest for x in info.layers] == [sha256(x) for x in image.layers]
 
@@ -88,21 +111,54 @@ def test_junk(tmp_path: Path, content: bytes) -> None:
     path.write_bytes(content)
     assert validate_docker_tar(path) is False
     assert get_primary_tag(path) is None
-    for function in (inspect_docker_tar, get_tar_manifest, extract_original_tags):
-        with pytest.raises(TarReadError, match=str(path)):
+    assert extract_original_tags(path) == []
+    for function in (inspect_docker_tar, get_tar_manifest):
+        with pytest.raises(ValidationError, match=str(path)) as err:
             function(path)
+        assert isinstance(err.value, TarReadError)
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    assert validate_docker_tar(tmp_path / "none.tar") is False
-    with pytest.raises(TarReadError, match="no such file"):
-        inspect_docker_tar(tmp_path / "none.tar")
+    missing = tmp_path / "none.tar"
+    validators: list[Callable[[Path], object]] = [
+        validate_docker_tar,
+        inspect_docker_tar,
+        get_tar_manifest,
+    ]
+    for function in validators:
+        with pytest.raises(ValidationError, match="no such file"):
+            function(missing)
+    # As registry-api-v2-client: the tag readers raise FileNotFoundError there.
+    tag_readers: list[Callable[[Path], object]] = [extract_original_tags, get_primary_tag]
+    for function in tag_readers:
+        with pytest.raises(FileNotFoundError, match="no such file") as err:
+            function(missing)
+        assert isinstance(err.value, RegistryError)
 
 
-def test_untagged_image(tmp_path: Path) -> None:
+def with_config(tmp_path: Path, image: SampleImage, config: dict[str, Any]) -> Path:
+    """A legacy archive of ``image`` whose config is replaced by ``config``."""
+    written = write_legacy(tmp_path / "a.tar", [image])
+    new = json.dumps(config).encode()
+    return rewrite_members(
+        written, tmp_path / "b.tar", lambda name, data: new if data == image.config() else data
+    )
+
+
+def test_a_config_without_rootfs_is_valid_as_it_is_pushable(tmp_path: Path) -> None:
     image = simple_image()
-    image.tags.clear()
-    path = write_legacy(tmp_path / "a.tar", [image])
-    assert extract_original_tags(path) == []
-    assert get_primary_tag(path) is None
-    assert json.loads(json.dumps(get_tar_manifest(path)))[0]["RepoTags"] == []
+    config = json.loads(image.config())
+    del config["rootfs"]
+    path = with_config(tmp_path, image, config)
+    assert validate_docker_tar(path) is True
+    assert inspect_docker_tar(path).rootfs_layers == []
+
+
+def test_a_config_listing_another_number_of_layers_is_refused_by_all(tmp_path: Path) -> None:
+    image = simple_image(n_layers=2)
+    config = json.loads(image.config())
+    config["rootfs"]["diff_ids"].pop()
+    path = with_config(tmp_path, image, config)
+    assert validate_docker_tar(path) is False
+    with pytest.raises(TarReadError, match="lists 1 diff_ids for 2 layers"):
+        inspect_docker_tar(path)

@@ -188,7 +188,7 @@ def test_token_mode_anonymous_pulls_authenticated_pushes(
     with RegistryClient(token_registry.url) as anonymous:
         manifest = anonymous.get_manifest("tok/app", "v1")
         assert manifest.digest == digest
-        assert anonymous.get_image_info("tok/app", "v1").config_digest == sha256(image.config())
+        assert anonymous.get_image_info("tok/app", "v1").id == sha256(image.config())
         with pytest.raises(AuthenticationError):
             anonymous.push(tar, "tok/app", "anon")
     scopes = [q.get("scope") for q in token_server.requests]

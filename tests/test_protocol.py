@@ -180,14 +180,17 @@ def test_an_error_without_a_json_body_names_the_status() -> None:
 
 
 @responses.activate
-def test_ping_accepts_401() -> None:
-    responses.get(
-        f"{BASE}/v2/",
-        status=401,
-        headers={"WWW-Authenticate": 'Bearer realm="https://auth.test/token"'},
-    )
+def test_ping_answers_the_challenge_and_wants_a_registry() -> None:
+    challenge = {"WWW-Authenticate": 'Bearer realm="https://auth.test/token",service="r"'}
+    responses.get(f"{BASE}/v2/", status=401, headers=challenge)
+    responses.get("https://auth.test/token", json={"token": "anonymous"})
+    responses.get(f"{BASE}/v2/", headers={"Docker-Distribution-Api-Version": "registry/2.0"})
+    responses.get(f"{BASE}/v2/", status=200)  # a web server, not a registry
     with client() as c:
         assert c.ping() is True
+        assert responses.calls[2].request.headers["Authorization"] == "Bearer anonymous"
+        with pytest.raises(RegistryError, match="is not a registry"):
+            c.ping()
 
 
 @responses.activate

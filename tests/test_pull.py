@@ -85,7 +85,7 @@ def test_skopeo_pushed_gzip_image_pulls_and_pushes_back_to_the_same_digest(
     out = tmp_path / "pulled.tar"
     [info] = pull(source, out)
     assert info.manifest_digest == digest
-    assert info.tags == (source,)
+    assert info.repo_tags == [source]
     assert [x.media_type for x in info.layers] == [
         "application/vnd.oci.image.layer.v1.tar+gzip"
     ] * 2
@@ -154,7 +154,7 @@ def test_several_references_into_one_archive(
     ]
     out = tmp_path / "both.tar"
     infos = pull(refs, out)
-    assert [i.config_digest for i in infos] == [sha256(x.config()) for x in (one, two, one, one)]
+    assert [i.id for i in infos] == [sha256(x.config()) for x in (one, two, one, one)]
     entries = json.loads(members(out)["manifest.json"])
     assert [e["RepoTags"] for e in entries] == [[refs[0], refs[2]], [refs[1]]]
     with ImageArchive.open(out) as archive:
@@ -176,7 +176,7 @@ def test_multi_platform_index_pulls_the_platform_asked_for(
         ref = f"{repo}:multi"
         [arm] = client.pull(ref, tmp_path / "arm.tar", platform="linux/arm64")
         assert arm.architecture == "arm64"
-        assert arm.config_digest == sha256(images["arm64"].config())
+        assert arm.id == sha256(images["arm64"].config())
         read = read_back(tmp_path / "arm.tar", tmp_path)
         assert read["config"]["parsed"]["architecture"] == "arm64"
         # No platform: this machine's.

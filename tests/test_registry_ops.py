@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -89,27 +91,48 @@ def test_missing_repository_and_tag_are_named(
 def test_manifest_and_image_info(registry: RegistryServer, repo: str, tmp_path: Path) -> None:
     image = simple_image(compression=["gzip", "none"], labels={"org.example": "yes"})
     digest = push_docker_tar(write_legacy(tmp_path / "a.tar", [image]), registry.url, repo, "v1")
-    manifest = get_manifest(registry.url, repo, "v1")
+    with RegistryClient(registry.url) as client:
+        manifest = client.get_manifest(repo, "v1")
+        info = client.get_image_info(repo, "v1")
+        assert client.get_manifest(repo, digest).raw == manifest.raw
     assert manifest.digest == digest == sha256(manifest.raw)
     assert manifest.media_type == "application/vnd.docker.distribution.manifest.v2+json"
     assert not manifest.is_index
     assert manifest.config is not None and manifest.config.digest == sha256(image.config())
     assert [x.size for x in manifest.layers] == [len(x) for x in image.stored_layers()]
-    assert get_manifest(registry.url, repo, digest).raw == manifest.raw
+    assert manifest.total_size == len(image.config()) + sum(len(x) for x in image.stored_layers())
 
-    info = get_image_info(registry.url, repo, "v1")
     assert (info.os, info.architecture) == ("linux", "amd64")
-    assert info.config.created == "2024-01-01T00:00:00Z"
+    assert info.created == datetime(2024, 1, 1, tzinfo=UTC)
     assert info.config.labels == {"org.example": "yes"}
-    assert info.config.env == ("PATH=/usr/bin",) and info.config.cmd == ("/bin/sh",)
+    assert info.config.env == ["PATH=/usr/bin"] and info.config.cmd == ["/bin/sh"]
     assert info.manifest_digest == digest
+    assert info.repo_tags == [f"{repo}:v1"] and info.repo_digests == [f"{repo}@{digest}"]
     assert [x.digest for x in info.layers] == [sha256(x) for x in image.stored_layers()]
     assert [x.diff_id for x in info.layers] == [sha256(x) for x in image.layers]
     assert [x.media_type for x in info.layers] == [
         "application/vnd.docker.image.rootfs.diff.tar.gzip",
         "application/vnd.docker.image.rootfs.diff.tar",
     ]
-    assert info.size == len(image.config()) + sum(len(x) for x in image.stored_layers())
+    assert info.size == sum(len(x) for x in image.stored_layers())
+
+    # The module functions answer as registry-api-v2-client does: dicts.
+    doc = get_manifest(registry.url, repo, "v1")
+    assert doc == {**json.loads(manifest.raw), "digest": digest}
+    assert get_manifest(registry.url, repo, tag=digest) == doc
+    summary = get_image_info(registry.url, repo, tag="v1")
+    assert summary == {
+        "repository": repo,
+        "tag": "v1",
+        "digest": digest,
+        "manifest": doc,
+        "config": json.loads(image.config()),
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "total_size": manifest.total_size,
+        "layer_count": 2,
+    }
 
 
 def test_index_pushed_by_skopeo_all(registry: RegistryServer, repo: str, tmp_path: Path) -> None:
@@ -123,7 +146,10 @@ def test_index_pushed_by_skopeo_all(registry: RegistryServer, repo: str, tmp_pat
         f"oci:{tmp_path / 'oci'}:multi",
         f"docker://{registry.host}/{repo}:multi",
     )
-    manifest = get_manifest(registry.url, repo, "multi")
+    with RegistryClient(registry.url) as client:
+        manifest = client.get_manifest(repo, "multi")
+        first = client.get_image_info(repo, manifest.manifests[0].digest)
+        info = client.get_image_info(repo, "multi", platform="linux/arm64")
     # skopeo re-serializes the index on the way; the registry's digest is the reference.
     head = requests.head(
         f"{registry.url}/v2/{repo}/manifests/multi",
@@ -133,12 +159,12 @@ def test_index_pushed_by_skopeo_all(registry: RegistryServer, repo: str, tmp_pat
     assert manifest.media_type == "application/vnd.oci.image.index.v1+json"
     assert [str(m.platform) for m in manifest.manifests] == ["linux/amd64", "linux/arm64"]
     # skopeo compressed the layers, so the per-platform manifests are new; configs are not.
-    assert get_image_info(registry.url, repo, manifest.manifests[0].digest).config_digest == sha256(
-        amd.config()
-    )
-    info = get_image_info(registry.url, repo, "multi", platform="linux/arm64")
+    assert first.id == sha256(amd.config()) and first.repo_tags == []
     assert info.architecture == "arm64"
-    assert info.config_digest == sha256(arm.config())
+    assert info.id == sha256(arm.config())
+    assert get_image_info(registry.url, repo, "multi", platform="linux/arm64")["digest"] == (
+        manifest.manifests[1].digest
+    )
     with pytest.raises(ValidationError) as err:
         get_image_info(registry.url, repo, "multi", platform="linux/s390x")
     assert "linux/amd64, linux/arm64" in str(err.value)
@@ -155,7 +181,7 @@ def test_delete_takes_every_tag_of_the_manifest(
         assert sorted(client.list_tags(repo)) == ["a", "b", "c"]
     assert delete_image(registry.url, repo, "a") is True
     assert list_tags(registry.url, repo) == ["c"]  # "b" pointed at the same manifest
-    digest = get_manifest(registry.url, repo, "c").digest
+    digest = get_manifest(registry.url, repo, "c")["digest"]
     assert delete_image_by_digest(registry.url, repo, digest) is True
     assert list_tags(registry.url, repo) == []
     with pytest.raises(NotFoundError):

@@ -23,7 +23,7 @@ def test_a_legacy_archive_rewritten_in_the_docker25_layout(tmp_path: Path) -> No
     # Blobs come out of the archive, not a registry: the engine does not care where from.
     with ImageArchive.open(legacy) as archive, RegistryClient("localhost:1") as client:
         infos = save_images(archive.images, out, client.engine)
-    assert [i.tags for i in infos] == [("example.com/team/app:v1",), ("nginx:alpine",)]
+    assert [i.repo_tags for i in infos] == [["example.com/team/app:v1"], ["nginx:alpine"]]
     with tarfile.open(out) as tar:
         index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
     assert [m["annotations"]["io.containerd.image.name"] for m in index["manifests"]] == [

@@ -8,12 +8,19 @@ import hashlib
 import os
 from typing import Any
 
-from ..exceptions import DigestMismatchError, RegistryV2Error, TarReadError, ValidationError
+from ..exceptions import (
+    ArchiveNotFoundError,
+    DigestMismatchError,
+    RegistryError,
+    TarReadError,
+    ValidationError,
+)
 from ..image import Image
-from ..manifest import sniff_compression
+from ..manifest import load_json, sniff_compression
 from ..models import ImageInspect
-from ..reference import normalize_archive_tag
-from .reader import ImageArchive
+from ..reference import parse_repository_tag
+from .reader import METADATA_LIMIT, ImageArchive
+from .tarfile_index import TarIndex
 
 _BUFFER = 1024 * 1024
 
@@ -21,16 +28,12 @@ _BUFFER = 1024 * 1024
 def verify_image(image: Image, label: str) -> None:
     """Read every blob of ``image`` and check it against its digest and size.
 
-    An uncompressed layer is also checked against its diff_id in the config.
+    An uncompressed layer is also checked against its diff_id in the config, when the config
+    lists diff_ids (one without is pushed as it is, so it is valid here too).
     Raises ``TarReadError`` or ``DigestMismatchError`` naming the archive and the blob, and
     ``ValidationError`` for a config that is not an image config.
     """
-    inspect = image.inspect()
-    if len(inspect.config.diff_ids) != len(image.layers):
-        raise TarReadError(
-            f"{label}: config lists {len(inspect.config.diff_ids)} diff_ids for "
-            f"{len(image.layers)} layers"
-        )
+    diff_ids = image.inspect().rootfs_layers
     for n, blob in enumerate(image.blobs):
         h = hashlib.sha256()
         size = 0
@@ -46,15 +49,18 @@ def verify_image(image: Image, label: str) -> None:
                 f"{label}: blob {blob.digest} holds {size} bytes with digest {digest}"
             )
         is_layer = n < len(image.layers)
-        if is_layer and sniff_compression(head) == "none" and digest != inspect.config.diff_ids[n]:
+        if is_layer and diff_ids and sniff_compression(head) == "none" and digest != diff_ids[n]:
             raise DigestMismatchError(
-                f"{label}: layer {n} has digest {digest}, "
-                f"but the config says {inspect.config.diff_ids[n]}"
+                f"{label}: layer {n} has digest {digest}, but the config says {diff_ids[n]}"
             )
 
 
 def validate_docker_tar(tar_path: str | os.PathLike[str]) -> bool:
-    """True when the archive is readable and every blob matches its digest; never raises.
+    """True when the archive is readable, every image in it is one we would push, and every
+    blob matches its digest.
+
+    Raises ``ValidationError`` (an ``ArchiveNotFoundError``) only for a path that does not
+    exist, as ``registry-api-v2-client`` does; any other problem gives False.
 
     Example:
         >>> validate_docker_tar("app.tar")  # doctest: +SKIP
@@ -64,7 +70,9 @@ def validate_docker_tar(tar_path: str | os.PathLike[str]) -> bool:
         with ImageArchive.open(tar_path) as archive:
             for image in archive.images:
                 verify_image(image, archive.path)
-    except (RegistryV2Error, OSError):
+    except ArchiveNotFoundError:
+        raise
+    except (RegistryError, OSError):
         return False
     return True
 
@@ -75,6 +83,7 @@ def inspect_docker_tar(
     """Describe an archive's image: tags, config (architecture, os, env...) and layers.
 
     With several images in the archive, the first is described unless ``image`` chooses.
+    A file that is not an image archive is a ``ValidationError`` (a ``TarReadError``).
 
     Example:
         >>> info = inspect_docker_tar("app.tar")  # doctest: +SKIP
@@ -90,7 +99,7 @@ def inspect_docker_tar(
 
 
 def get_tar_manifest(tar_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The archive's ``manifest.json`` entries (``Config``, ``RepoTags``, ``Layers``).
+    """The archive's ``manifest.json`` entries (``Config``, ``RepoTags``, ``Layers``), as written.
 
     A bare OCI archive has no ``manifest.json``; its entries are made from ``index.json``.
 
@@ -103,28 +112,70 @@ def get_tar_manifest(tar_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def extract_original_tags(tar_path: str | os.PathLike[str]) -> list[str]:
-    """Every tag in the archive, as written there (``docker.io/library/nginx:alpine``).
+    """The tags ``docker save`` wrote for the archive's first image, as written there.
+
+    Read from ``manifest.json`` (its first entry's ``RepoTags``), else from the legacy
+    ``repositories`` file; ``[]`` for an archive with neither, or without tags. Only the
+    archive's metadata is read: a broken config or layer does not matter here. A path that does
+    not exist raises ``ArchiveNotFoundError`` (a ``FileNotFoundError``).
 
     Example:
         >>> extract_original_tags("nginx.tar")  # doctest: +SKIP
         ['nginx:alpine', 'nginx:1.25-alpine']
     """
-    with ImageArchive.open(tar_path) as archive:
-        return archive.tags
+    try:
+        with TarIndex.open(tar_path) as tar:
+            for read in (_tags_from_manifest_json, _tags_from_repositories):
+                tags = read(tar)
+                if tags:
+                    return tags
+    except ArchiveNotFoundError:
+        raise
+    except TarReadError:
+        pass
+    return []
+
+
+def _tags_from_manifest_json(tar: TarIndex) -> list[str]:
+    if "manifest.json" not in tar:
+        return []
+    entries = _metadata(tar, "manifest.json")
+    if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
+        return []
+    tags = entries[0].get("RepoTags") or []
+    return [str(t) for t in tags] if isinstance(tags, list) else []
+
+
+def _tags_from_repositories(tar: TarIndex) -> list[str]:
+    if "repositories" not in tar:
+        return []
+    repositories = _metadata(tar, "repositories")
+    if not isinstance(repositories, dict):
+        return []
+    return [
+        f"{name}:{tag}"
+        for name, tags in repositories.items()
+        if isinstance(tags, dict)
+        for tag in tags
+    ]
+
+
+def _metadata(tar: TarIndex, name: str) -> Any:
+    try:
+        return load_json(tar.read(name, METADATA_LIMIT), f"{tar.label}: {name}", METADATA_LIMIT)
+    except ValidationError:
+        return None
 
 
 def get_primary_tag(tar_path: str | os.PathLike[str]) -> tuple[str, str] | None:
-    """The first tag as ``(repository, tag)`` to push under, or None if there is none.
+    """The archive's first tag split by :func:`parse_repository_tag`, or None if it has none.
 
-    The registry host and Docker Hub's ``library/`` are dropped. As in ``registry-api-v2-client``,
-    an unreadable archive also gives None; use :func:`inspect_docker_tar` to learn why.
+    As in ``registry-api-v2-client``, the registry host stays in the repository
+    (``localhost:5000/app:v1`` gives ``("localhost:5000/app", "v1")``); a push normalizes it.
 
     Example:
         >>> get_primary_tag("nginx.tar")  # doctest: +SKIP
         ('nginx', 'alpine')
     """
-    try:
-        tags = extract_original_tags(tar_path)
-        return normalize_archive_tag(tags[0]) if tags else None
-    except (TarReadError, ValidationError):
-        return None
+    tags = extract_original_tags(tar_path)
+    return parse_repository_tag(tags[0]) if tags else None

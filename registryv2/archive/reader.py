@@ -151,8 +151,11 @@ def _image_from_manifest_json(tar: TarIndex, entry: Any, oci: _OciManifests, n: 
     try:
         config_doc = load_json(config_bytes, f"config {entry['Config']}", MAX_CONFIG_SIZE)
         diff_ids = ImageConfig.from_json(config_doc).diff_ids
+        for diff_id in diff_ids:
+            check_digest(diff_id, f"config {entry['Config']}: diff_ids")
     except ValidationError as e:
         raise TarReadError(f"{where}: {e}") from None
+    _check_layer_count(diff_ids, len(layer_names), where)
 
     digests: list[str] = []
     compressions: list[str] = []
@@ -203,6 +206,16 @@ def _image_from_manifest_json(tar: TarIndex, entry: Any, oci: _OciManifests, n: 
     )
 
 
+def _check_layer_count(diff_ids: list[str], layers: int, where: str) -> None:
+    """A config listing diff_ids lists one per layer: anything else is an image no runtime can
+    use, refused here so that pushing and validating agree. (A config without diff_ids is
+    pushed as it is.)"""
+    if diff_ids and len(diff_ids) != layers:
+        raise TarReadError(
+            f"{where}: the config lists {len(diff_ids)} diff_ids for {layers} layers"
+        )
+
+
 def _image_from_oci(tar: TarIndex, manifest: ManifestInfo, tags: tuple[str, ...]) -> Image:
     assert manifest.config is not None
 
@@ -213,20 +226,27 @@ def _image_from_oci(tar: TarIndex, manifest: ManifestInfo, tags: tuple[str, ...]
         return _blob(tar, path, info)
 
     config = blob(manifest.config)
+    config_bytes = tar.read(blob_path(manifest.config.digest), MAX_CONFIG_SIZE)
+    where = f"{tar.label}: {blob_path(manifest.config.digest)}"
+    try:
+        diff_ids = ImageConfig.from_json(load_json(config_bytes, where, MAX_CONFIG_SIZE)).diff_ids
+    except ValidationError as e:
+        raise TarReadError(str(e)) from None
+    _check_layer_count(diff_ids, len(manifest.layers), where)
     return Image(
         config=config,
         layers=tuple(blob(layer) for layer in manifest.layers),
         tags=tags,
         manifest=manifest.raw,
         manifest_media_type=manifest.media_type,
-        config_bytes=tar.read(blob_path(manifest.config.digest), MAX_CONFIG_SIZE),
+        config_bytes=config_bytes,
     )
 
 
 class ImageArchive:
     """An open image archive: its images, in the order the archive lists them.
 
-    Use it as a context manager; a gzip-compressed archive's temporary copy goes on exit.
+    Use it as a context manager.
 
     Example:
         >>> with ImageArchive.open("app.tar") as archive:  # doctest: +SKIP
@@ -273,7 +293,7 @@ class ImageArchive:
         )
 
     def close(self) -> None:
-        """Release the archive (removes a decompressed temporary copy)."""
+        """Release the archive."""
         self._tar.close()
 
     def __enter__(self) -> ImageArchive:

@@ -17,7 +17,7 @@ import tarfile
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from ..exceptions import TarReadError
+from ..exceptions import ArchiveNotFoundError, TarReadError
 from .gzip_index import Checkpoint, GzipMemberReader, GzipScanner
 
 _MAX_LINK_DEPTH = 32
@@ -122,7 +122,7 @@ class TarIndex:
             # Non-blocking, so that a FIFO is refused below instead of waited on.
             fd = os.open(label, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
-            raise TarReadError(f"{label}: no such file") from None
+            raise ArchiveNotFoundError(f"{label}: no such file") from None
         except IsADirectoryError:
             raise TarReadError(f"{label}: is a directory, not an image archive") from None
         except OSError as e:
