@@ -101,12 +101,27 @@ def inspect_docker_tar(
 def get_tar_manifest(tar_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The archive's ``manifest.json`` entries (``Config``, ``RepoTags``, ``Layers``), as written.
 
-    A bare OCI archive has no ``manifest.json``; its entries are made from ``index.json``.
+    Each entry's config and layers must be in the archive; nothing else is read (a config that
+    is not JSON does not matter here). A bare OCI archive has no ``manifest.json``: its
+    entries are made from ``index.json``.
 
     Example:
         >>> get_tar_manifest("app.tar")[0]["RepoTags"]  # doctest: +SKIP
         ['app:v1']
     """
+    with TarIndex.open(tar_path) as tar:
+        if "manifest.json" in tar:
+            entries = _metadata(tar, "manifest.json")
+            if not isinstance(entries, list) or not entries:
+                raise TarReadError(f"{tar.label}: manifest.json lists no images")
+            for n, entry in enumerate(entries):
+                names = entry.get("Layers") if isinstance(entry, dict) else None
+                config = entry.get("Config") if isinstance(entry, dict) else None
+                if not isinstance(config, str) or not isinstance(names, list):
+                    raise TarReadError(f"{tar.label}: manifest.json entry {n} is malformed")
+                for name in [config, *names]:
+                    tar.member(str(name))  # raises, naming what is missing
+            return entries
     with ImageArchive.open(tar_path) as archive:
         return archive.entries
 
