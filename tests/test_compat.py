@@ -207,6 +207,12 @@ def test_push_with_explicit_tags(
     assert theirs_digest != ours_digest
 
 
+def test_push_of_a_missing_archive(server: RegistryServer, archives: dict[str, Path]) -> None:
+    outcomes = both("push_docker_tar", str(archives["missing"]), server.url, "x/missing", "v1")
+    assert isinstance(outcomes[0].error, FileNotFoundError)
+    assert_same(outcomes)
+
+
 def test_push_of_a_docker_24_archive(server: RegistryServer, archives: dict[str, Path]) -> None:
     tar = str(archives["legacy"])
     theirs_says = run(theirs.push_docker_tar, tar, server.url, "them/legacy", "v1")
