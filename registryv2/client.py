@@ -17,7 +17,13 @@ from .archive.writer import save_images
 from .download import BlobReader
 from .engine import TransferEngine
 from .events import ProgressCallback
-from .exceptions import DigestMismatchError, RegistryError, UnsupportedError, ValidationError
+from .exceptions import (
+    DigestMismatchError,
+    NotFoundError,
+    RegistryError,
+    UnsupportedError,
+    ValidationError,
+)
 from .image import Blob, Image
 from .journal import UploadJournal
 from .manifest import (
@@ -39,6 +45,7 @@ from .models import (
     PushResult,
     RegistryConfig,
 )
+from .progress import progress_callback
 from .reference import Reference, is_digest, is_tag, normalize_archive_tag
 from .transport import Transport
 
@@ -90,7 +97,8 @@ class RegistryClient:
 
     Args:
         registry: ``host[:port]``, an ``http(s)://`` URL, or a full :class:`RegistryConfig`.
-        progress: called with a :class:`~registryv2.events.TransferEvent` as blobs move.
+        progress: called with a :class:`~registryv2.events.TransferEvent` as blobs move; or
+            ``True`` for progress bars (tqdm's in a notebook, else drawn on a terminal).
         **settings: :class:`RegistryConfig` fields (``workers``, ``chunk_size``, ``timeout``,
             ``retry``, ``resume``...) when ``registry`` is a URL.
 
@@ -104,7 +112,7 @@ class RegistryClient:
         self,
         registry: str | RegistryConfig,
         *,
-        progress: ProgressCallback | None = None,
+        progress: ProgressCallback | bool | None = None,
         **settings: Any,
     ) -> None:
         self.config = (
@@ -115,7 +123,11 @@ class RegistryClient:
         self.transport = Transport(self.config)
         journal = UploadJournal.at(self.config.state_dir) if self.config.resume else None
         self.engine = TransferEngine(
-            self.transport, self.config.workers, self.config.chunk_size, progress, journal
+            self.transport,
+            self.config.workers,
+            self.config.chunk_size,
+            progress_callback(progress),
+            journal,
         )
 
     def __repr__(self) -> str:
@@ -500,7 +512,11 @@ class RegistryClient:
             >>> client.resolve_digest("team/app", "v1")  # doctest: +SKIP
             'sha256:...'
         """
-        response, _ = self._manifest_request("HEAD", repository, tag)
+        try:
+            response, _ = self._manifest_request("HEAD", repository, tag)
+        except NotFoundError:
+            # A HEAD's 404 has no body to say why: the GET's names the registry's error code.
+            return self.get_manifest(repository, tag).digest
         response.close()
         digest = response.headers.get("Docker-Content-Digest")
         return digest if digest and is_digest(digest) else self.get_manifest(repository, tag).digest

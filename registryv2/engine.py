@@ -125,6 +125,10 @@ class TransferEngine:
                 with retry_scope(cancel, on_retry):
                     return job(blob, cancel)
             except BaseException as e:
+                if not isinstance(e, CancelledError):
+                    self._emit(
+                        TransferEvent("error", repository, blob.digest, blob.size, message=str(e))
+                    )
                 with self._lock:
                     if not isinstance(e, CancelledError) and not first_error:
                         first_error.append(e)

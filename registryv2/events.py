@@ -2,8 +2,9 @@
 
 Every blob moved gives ``start``, then ``progress`` (``bytes_done`` rises, and falls back when a
 resumed transfer restarts from an earlier offset), then ``done``; a ``retry`` says a step failed
-and is tried again after ``delay`` seconds. A ``plan`` event comes first, with the number of
-blobs and their total size, so that a bar can show a total and an ETA.
+and is tried again after ``delay`` seconds; ``error`` says the blob failed for good. A ``plan``
+event comes first, with the number of blobs and their total size, so that a bar can show a total
+and an ETA.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 BlobAction = Literal["exists", "mounted", "uploaded", "downloaded"]
-EventKind = Literal["plan", "start", "progress", "retry", "done"]
+EventKind = Literal["plan", "start", "progress", "retry", "done", "error"]
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class TransferEvent:
     """One step of a transfer.
 
     Attributes:
-        kind: ``plan``, ``start``, ``progress``, ``retry`` or ``done``.
+        kind: ``plan``, ``start``, ``progress``, ``retry``, ``done`` or ``error``.
         repository: where the blob goes (push, copy) or comes from (pull).
         digest: the blob's digest; empty for ``plan``.
         size: the blob's size; for ``plan``, the total size of every blob.
@@ -30,7 +31,7 @@ class TransferEvent:
         blobs: for ``plan``, how many blobs the transfer moves.
         attempt: for ``retry``, the number of the attempt that failed (1 for the first).
         delay: for ``retry``, seconds until the next attempt.
-        message: for ``retry``, why the attempt failed (never a credential).
+        message: for ``retry`` and ``error``, what failed (never a credential).
 
     Example:
         >>> TransferEvent("progress", "team/app", "sha256:ab", 10, 4).bytes_done

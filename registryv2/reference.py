@@ -1,19 +1,26 @@
 """Image references: the one place where ``host/repository:tag@digest`` strings are parsed.
 
-A *reference* names an image on a registry (``localhost:15000/team/app:v1``); a *repository* is the
-path part (``team/app``). Archive tags such as ``docker.io/library/nginx:alpine`` are *normalized*
-into a repository by dropping the registry host and Docker Hub's implicit ``library/``.
+A *reference* names an image on a registry (``localhost:15000/team/app:v1``); the *registry* is
+``host[:port]``, the *repository* the path (``team/app``), the *identifier* the tag or digest.
+References are read as docker reads them: a name without a registry is on Docker Hub
+(``nginx`` is ``docker.io/library/nginx:latest``, served by ``registry-1.docker.io``), and an
+explicit ``http://`` or ``https://`` is kept. Archive tags such as
+``docker.io/library/nginx:alpine`` are *normalized* into a repository of another registry by
+dropping the registry host and Docker Hub's implicit ``library/``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
 from .exceptions import ValidationError
 
 DEFAULT_TAG = "latest"
-DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
+DOCKER_HUB_HOSTS = frozenset({DOCKER_HUB, "index.docker.io", DOCKER_HUB_ENDPOINT})
 
 # The grammar of github.com/distribution/reference, kept to what we need.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -57,16 +64,18 @@ class Reference:
         repository: the repository path, such as ``team/app``.
         tag: the tag, or ``None`` when only a digest was given.
         digest: the ``sha256:`` digest, or ``None``.
+        scheme: ``http`` or ``https`` when the reference was written with one.
 
     Example:
-        >>> Reference.parse("localhost:15000/team/app:v1")
-        Reference(registry='localhost:15000', repository='team/app', tag='v1', digest=None)
+        >>> Reference.parse("localhost:15000/team/app:v1").repository
+        'team/app'
     """
 
     registry: str | None
     repository: str
     tag: str | None
     digest: str | None
+    scheme: str | None = None
 
     @classmethod
     def parse(cls, text: str, *, default_tag: str | None = DEFAULT_TAG) -> Reference:
@@ -82,9 +91,15 @@ class Reference:
         original = text
         if not text or text != text.strip():
             raise ValidationError(f"invalid reference {original!r}: empty or surrounded by spaces")
-        for scheme in ("http://", "https://"):
-            if text.startswith(scheme):
-                text = text[len(scheme) :]
+        scheme: str | None = None
+        for prefix in ("http://", "https://"):
+            if text.startswith(prefix):
+                text, scheme = text[len(prefix) :], prefix[:-3]
+                if "/" not in text:
+                    raise ValidationError(
+                        f"invalid reference {original!r}: a scheme needs a registry and a "
+                        "repository after it"
+                    )
         digest: str | None = None
         if "@" in text:
             text, digest = text.split("@", 1)
@@ -94,7 +109,7 @@ class Reference:
                 )
         registry: str | None = None
         first, sep, rest = text.partition("/")
-        if sep and _looks_like_host(first):
+        if sep and (_looks_like_host(first) or scheme):
             registry, text = first, rest
         tag: str | None = None
         path, colon, maybe_tag = text.rpartition(":")
@@ -109,7 +124,7 @@ class Reference:
             )
         if tag is None and digest is None:
             tag = default_tag
-        return cls(registry=registry, repository=text, tag=tag, digest=digest)
+        return cls(registry=registry, repository=text, tag=tag, digest=digest, scheme=scheme)
 
     @property
     def normalized_repository(self) -> str:
@@ -127,6 +142,36 @@ class Reference:
         return self.repository
 
     @property
+    def endpoint(self) -> str:
+        """Where the registry is reached: ``registry-1.docker.io`` for Docker Hub, else the
+        registry, with the scheme the reference was written with.
+
+        Example:
+            >>> registry_reference("nginx").endpoint
+            'registry-1.docker.io'
+            >>> registry_reference("https://127.0.0.1:5000/x:1").endpoint
+            'https://127.0.0.1:5000'
+        """
+        host = DOCKER_HUB_ENDPOINT if self.registry in DOCKER_HUB_HOSTS else str(self.registry)
+        return f"{self.scheme}://{host}" if self.scheme else host
+
+    @property
+    def familiar(self) -> str:
+        """The reference as docker shows it: Docker Hub's ``docker.io/`` and ``library/`` left
+        out, as ``docker save`` writes tags.
+
+        Example:
+            >>> registry_reference("docker.io/library/busybox:1").familiar
+            'busybox:1'
+            >>> registry_reference("localhost:5000/app:v1").familiar
+            'localhost:5000/app:v1'
+        """
+        if self.registry not in DOCKER_HUB_HOSTS:
+            return str(self)
+        repository = self.normalized_repository
+        return str(dataclasses.replace(self, registry=None, repository=repository))
+
+    @property
     def identifier(self) -> str:
         """The digest when there is one, else the tag: what goes after ``/manifests/``."""
         return self.digest or self.tag or DEFAULT_TAG
@@ -140,19 +185,62 @@ class Reference:
         return text
 
 
-def registry_reference(text: str) -> Reference:
-    """Parse a reference that must name its registry (``localhost:15000/team/app:v1``).
+def registry_reference(text: str, *, default_tag: str | None = DEFAULT_TAG) -> Reference:
+    """Parse a reference as docker does: without a registry it is on Docker Hub.
+
+    Docker Hub's names are made whole: ``nginx`` is ``docker.io/library/nginx``,
+    ``index.docker.io/x`` is ``docker.io/library/x``. A registry alone (``localhost:5000``) is
+    refused, saying a repository is missing.
 
     Example:
+        >>> str(registry_reference("nginx:alpine"))
+        'docker.io/library/nginx:alpine'
         >>> registry_reference("localhost:15000/app").registry
         'localhost:15000'
     """
-    ref = Reference.parse(text)
-    if ref.registry is None:
+    if _is_registry_only(text):
         raise ValidationError(
-            f"invalid reference {text!r}: name the registry, as in localhost:15000/{text}"
+            f"invalid reference {text!r}: that is a registry; name a repository in it, as in "
+            f"{text.rstrip('/')}/team/app:v1"
         )
-    return ref
+    ref = Reference.parse(text, default_tag=default_tag)
+    registry = ref.registry or DOCKER_HUB
+    repository = ref.repository
+    if registry in DOCKER_HUB_HOSTS:
+        registry = DOCKER_HUB
+        if "/" not in repository:
+            repository = f"library/{repository}"
+    return dataclasses.replace(ref, registry=registry, repository=repository)
+
+
+def _is_registry_only(text: str) -> bool:
+    """``host[:port]`` with nothing after it: a dotted name or localhost, and no path."""
+    bare = text.split("://", 1)[-1].rstrip("/")
+    name = bare.split(":", 1)[0]
+    return (
+        bool(bare) and "/" not in bare and "@" not in bare and ("." in name or name == "localhost")
+    )
+
+
+def registry_of(text: str) -> str:
+    """Check that ``text`` names a registry (``host[:port]``, maybe with a scheme); return it.
+
+    Example:
+        >>> registry_of("localhost:15000"), registry_of("https://ghcr.io/")
+        ('localhost:15000', 'https://ghcr.io')
+    """
+    bare = text.split("://", 1)[-1].rstrip("/")
+    if (
+        not bare
+        or "/" in bare
+        or "@" in bare
+        or not (_looks_like_host(bare) or bare == "docker.io")
+    ):
+        raise ValidationError(
+            f"invalid registry {text!r}: give host[:port] (a name with a dot or a port, or "
+            "localhost), with http:// or https:// if it must be one of them"
+        )
+    return text.rstrip("/")
 
 
 def parse_repository_tag(repo_tag: str) -> tuple[str, str]:

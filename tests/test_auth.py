@@ -262,7 +262,7 @@ def test_login_saves_what_docker_and_skopeo_read_and_logout_removes_it(
     assert USERS["alice"] not in good.stdout + good.stderr
 
     tar = write_legacy(tmp_path / "a.tar", [simple_image()])
-    pushed = cli("push", str(tar), f"{host}/login/app:v1", "--ca-cert", ca_cert)
+    pushed = cli("push", "-q", str(tar), f"{host}/login/app:v1", "--ca-cert", ca_cert)
     assert pushed.returncode == 0, pushed.stderr
     certs = tmp_path / "certs"
     certs.mkdir()

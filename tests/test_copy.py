@@ -144,10 +144,11 @@ def test_cli_pull_copy_and_tag(registry: RegistryServer, repo: str, tmp_path: Pa
     src = f"{registry.host}/{repo}:v1"
     digest = push_docker_tar(write_legacy(tmp_path / "a.tar", [image]), registry.url, repo, "v1")
 
-    done = run("tag", src, "v1.0")
+    done = run("tag", "-q", src, "v1.0")
     assert (done.returncode, done.stdout.strip()) == (0, digest), done.stderr
     done = run("copy", src, f"{registry.host}/{repo}/copy:v1")
-    assert (done.returncode, done.stdout.strip()) == (0, digest), done.stderr
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{registry.host}/{repo}/copy:v1@{digest}"
     out = tmp_path / "pulled.tar"
     copied, tagged = f"{registry.host}/{repo}/copy:v1", f"{registry.host}/{repo}:v1.0"
     done = run("pull", copied, tagged, "-o", str(out))
@@ -161,9 +162,9 @@ def test_cli_pull_copy_and_tag(registry: RegistryServer, repo: str, tmp_path: Pa
 
     missing = tmp_path / "missing.tar"
     assert_one_line_error(
-        run("pull", f"{registry.host}/{repo}:nope", "-o", str(missing)), f"{repo}:nope"
+        run("pull", f"{registry.host}/{repo}:nope", "-o", str(missing)), 1, f"{repo}:nope"
     )
     assert_one_line_error(
-        run("pull", src, "--platform", "linux", "-o", str(missing)), "invalid platform 'linux'"
+        run("pull", src, "--platform", "linux", "-o", str(missing)), 2, "invalid platform 'linux'"
     )
     assert not missing.exists()

@@ -244,7 +244,7 @@ def test_a_push_cut_off_by_a_registry_crash_continues_on_the_next_run(
         proxy.before_forward = None
         proxy.throttle = 0
         sent_before = proxy.uploaded
-        second = run_cli("push", str(tar), ref, env=env)
+        second = run_cli("push", "-q", str(tar), ref, env=env)
         assert second.returncode == 0, second.stderr
         sent_again = proxy.uploaded - sent_before
     # The second run continued the one layer from the registry's offset (about 15 MiB in;
@@ -282,7 +282,7 @@ def test_an_interrupted_push_keeps_its_uploads_for_the_next_run(
         assert len(list((cache / "registryv2" / "uploads").glob("*.json"))) == 1
         sent_before = proxy.uploaded
         proxy.throttle = 0
-        done = run_cli("push", str(tar), ref, env={"XDG_CACHE_HOME": str(cache)})
+        done = run_cli("push", "-q", str(tar), ref, env={"XDG_CACHE_HOME": str(cache)})
         assert done.returncode == 0, done.stderr
         assert proxy.uploaded - sent_before < 0.8 * size
     assert skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")["digest"] == (
@@ -427,7 +427,8 @@ def test_two_processes_push_the_same_image_at_once(
 ) -> None:
     tar = write_big_legacy(tmp_path / "same.tar", "same:v1", [24 * MiB, 8 * MiB])
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    command = [sys.executable, "-m", "registryv2", "push", "--chunk-size", str(MiB), str(tar)]
+    command = [sys.executable, "-m", "registryv2", "push", "-q", "--chunk-size", str(MiB)]
+    command.append(str(tar))
     children = [
         subprocess.Popen(
             [*command, f"{registry.host}/{repo}:p{n}"],

@@ -67,14 +67,29 @@ def validate_docker_tar(tar_path: str | os.PathLike[str]) -> bool:
         True
     """
     try:
-        with ImageArchive.open(tar_path) as archive:
-            for image in archive.images:
-                verify_image(image, archive.path)
+        verify_docker_tar(tar_path)
     except ArchiveNotFoundError:
         raise
     except (RegistryError, OSError):
         return False
     return True
+
+
+def verify_docker_tar(tar_path: str | os.PathLike[str]) -> None:
+    """Check an archive as :func:`validate_docker_tar` does, raising what is wrong with it
+    (``TarReadError``, ``DigestMismatchError``) instead of returning False.
+
+    Example:
+        >>> verify_docker_tar("app.tar")  # doctest: +SKIP
+    """
+    with ImageArchive.open(tar_path) as archive:
+        for image in archive.images:
+            try:
+                verify_image(image, archive.path)
+            except ValidationError as e:
+                if isinstance(e, TarReadError):
+                    raise
+                raise TarReadError(f"{archive.path}: {e}") from None
 
 
 def inspect_docker_tar(

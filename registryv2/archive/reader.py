@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import TarReadError, ValidationError
@@ -78,6 +78,13 @@ class _OciManifests:
     # Manifests listed directly in index.json, in order, by digest, with the tags of every
     # entry naming them (an OCI layout lists a manifest once per tag).
     top_level: dict[str, tuple[ManifestInfo, list[str]]]
+    # Manifests already paired with a manifest.json entry.
+    taken: set[str] = field(default_factory=set)
+
+    def tags_of(self, digest: str) -> list[str]:
+        """The tags index.json gives the manifest ``digest``, with their short forms."""
+        named = self.top_level.get(digest, (None, []))[1]
+        return named + [t.split("/", 1)[1] for t in named if t.startswith("docker.io/library/")]
 
 
 def _read_oci_manifests(tar: TarIndex) -> _OciManifests:
@@ -174,21 +181,31 @@ def _image_from_manifest_json(tar: TarIndex, entry: Any, oci: _OciManifests, n: 
         digests.append(digest)
         compressions.append(compression)
 
-    # Docker 25+: reuse the OCI manifest that describes exactly these blobs.
-    for candidate in oci.by_config.get(config_digest, []):
-        if [layer.digest for layer in candidate.layers] == digests:
-            assert candidate.config is not None
-            return Image(
-                config=_blob(tar, entry["Config"], candidate.config),
-                layers=tuple(
-                    _blob(tar, name, layer)
-                    for name, layer in zip(layer_names, candidate.layers, strict=True)
-                ),
-                tags=tuple(str(t) for t in tags),
-                manifest=candidate.raw,
-                manifest_media_type=candidate.media_type,
-                config_bytes=config_bytes,
-            )
+    # Docker 25+: reuse the OCI manifest that describes exactly these blobs. Several may
+    # (two images differing only in annotations): the one index.json tags as this entry is,
+    # else the first no earlier entry took.
+    candidates = [
+        c
+        for c in oci.by_config.get(config_digest, [])
+        if [layer.digest for layer in c.layers] == digests
+    ]
+    tagged = [c for c in candidates if set(oci.tags_of(c.digest)) & {str(t) for t in tags}]
+    fresh = [c for c in candidates if c.digest not in oci.taken]
+    ranked = [c for c in tagged if c in fresh] + tagged + fresh + candidates
+    candidate = ranked[0] if ranked else None
+    if candidate is not None and candidate.config is not None:
+        oci.taken.add(candidate.digest)
+        return Image(
+            config=_blob(tar, entry["Config"], candidate.config),
+            layers=tuple(
+                _blob(tar, name, layer)
+                for name, layer in zip(layer_names, candidate.layers, strict=True)
+            ),
+            tags=tuple(str(t) for t in tags),
+            manifest=candidate.raw,
+            manifest_media_type=candidate.media_type,
+            config_bytes=config_bytes,
+        )
 
     manifest_type, media_types = layer_media_types(compressions)
     config_type = DOCKER_CONFIG if manifest_type == DOCKER_MANIFEST else OCI_CONFIG

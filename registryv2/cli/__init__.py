@@ -1,0 +1,11 @@
+"""The ``registryv2`` command: thin click commands over the library.
+
+Each command parses its arguments, calls :mod:`registryv2.operations` (or the client) and prints
+the result, for people or as JSON. ``app.py`` holds the group, the global options and the exit
+statuses; the commands are grouped by what they do.
+"""
+
+from . import manage, query, transfer
+from .app import main, main_group
+
+__all__ = ["main", "main_group", "manage", "query", "transfer"]

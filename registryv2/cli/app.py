@@ -1,0 +1,297 @@
+"""The ``registryv2`` command group: global options, the session every command shares, output
+(for people, or ``--json``), and how failures become one line and an exit status.
+
+Exit statuses: 0 done; 1 the registry, the network or the data failed; 2 bad usage or bad input
+(a malformed reference, an archive that is not one); 130 interrupted (Ctrl-C); 143 terminated
+(SIGTERM). Clean-up runs first in every case: no partial output file is left, and unfinished
+uploads are kept for the next run to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NoReturn
+
+import click
+import urllib3
+
+from .._version import __version__
+from ..client import RegistryClient
+from ..exceptions import RegistryError, ValidationError
+from ..log import logger
+from ..models import DEFAULT_TIMEOUT, DEFAULT_WORKERS
+from ..progress import TerminalProgress
+from ..retry import RetryPolicy
+
+EPILOG = """\b
+Exit status: 0 done; 1 registry, network or data error; 2 bad usage or input;
+130 interrupted; 143 terminated.
+Global options may come before or after the command."""
+
+
+@dataclass
+class Session:
+    """What every command shares: how to reach registries, and how to speak to the user."""
+
+    insecure: bool = False
+    ca_cert: str | None = None
+    username: str | None = None
+    password_stdin: bool = False
+    workers: int = DEFAULT_WORKERS
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = RetryPolicy().attempts
+    verbose: bool = False
+    quiet: bool = False
+    json: bool = False
+    _password: list[str | None] = field(default_factory=list)
+    _progress: list[TerminalProgress] = field(default_factory=list)
+
+    @property
+    def password(self) -> str | None:
+        """Read once, from standard input or (a terminal) a prompt, whatever the registries."""
+        if not self._password:
+            secret = None
+            if self.password_stdin:
+                if not self.username:
+                    raise ValidationError("--password-stdin needs --username")
+                secret = sys.stdin.readline().rstrip("\r\n")
+            elif self.username:
+                if not sys.stdin.isatty():
+                    raise ValidationError(
+                        "--username needs --password-stdin, or a terminal to ask for the password"
+                    )
+                secret = click.prompt(f"Password for {self.username}", hide_input=True)
+            self._password.append(secret)
+        return self._password[0]
+
+    def connect(self, endpoint: str, **settings: Any) -> RegistryClient:
+        """A client for ``endpoint`` with the global options, and progress when shown."""
+        return RegistryClient(
+            endpoint,
+            username=self.username,
+            password=self.password,
+            ca_bundle=self.ca_cert,
+            insecure=self.insecure,
+            timeout=self.timeout,
+            retry=RetryPolicy(attempts=self.retries),
+            workers=self.workers,
+            progress=self._progress[0] if self._progress else None,
+            **settings,
+        )
+
+    def connector(self, **settings: Any) -> Callable[[str], RegistryClient]:
+        """``connect`` with some settings fixed (chunk size, resume...)."""
+        return lambda endpoint: self.connect(endpoint, **settings)
+
+    def show_progress(self, verb: str) -> None:
+        """Draw progress from now on: on a terminal only, never with ``-q`` or ``--json``."""
+        if self.quiet or self.json or not (sys.stdout.isatty() and sys.stderr.isatty()):
+            return
+        self._progress[:] = [TerminalProgress(sys.stderr, verb)]
+
+    def finish_progress(self) -> None:
+        for progress in self._progress:
+            progress.close()
+
+    def result(self, doc: Any, lines: Sequence[str], quiet_lines: Sequence[str] = ()) -> None:
+        """Print a command's result: ``doc`` as one JSON document, or ``lines`` for people
+        (``quiet_lines`` with ``-q``)."""
+        self.finish_progress()
+        if self.json:
+            click.echo(json.dumps(doc, indent=2, default=_jsonable))
+            return
+        for line in quiet_lines if self.quiet else lines:
+            click.echo(line)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def session() -> Session:
+    """The current command's session."""
+    return click.get_current_context().ensure_object(Session)
+
+
+GLOBAL_OPTIONS: list[click.Option] = [
+    click.Option(["--insecure"], is_flag=True, help="Allow plain http and unverified TLS."),
+    click.Option(
+        ["--ca-cert"],
+        type=click.Path(exists=True, dir_okay=False),
+        help="PEM file of certificate authorities to trust.",
+    ),
+    click.Option(["--username", "-u"], help="User name (else docker's stored credentials)."),
+    click.Option(
+        ["--password-stdin"], is_flag=True, help="Read the password (or token) from standard input."
+    ),
+    click.Option(
+        ["--workers"],
+        type=click.IntRange(1, 64),
+        default=DEFAULT_WORKERS,
+        show_default=True,
+        help="Blobs moved in parallel.",
+    ),
+    click.Option(
+        ["--timeout"],
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        help="Seconds without a byte from the registry before a request is retried.",
+    ),
+    click.Option(
+        ["--retries"],
+        type=click.IntRange(1),
+        default=RetryPolicy().attempts,
+        show_default=True,
+        help="Attempts of a failing step before giving up.",
+    ),
+    click.Option(
+        ["--verbose", "-v"],
+        is_flag=True,
+        help="Log every request (never a credential) to standard error.",
+    ),
+    click.Option(["--quiet", "-q"], is_flag=True, help="No progress; only the essential output."),
+    click.Option(
+        ["--json"], is_flag=True, help="Print one JSON document; errors as JSON on standard error."
+    ),
+]
+
+
+class Group(click.Group):
+    """A group whose options may also be written after the command, as crane allows."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args, self))
+
+
+def hoist_global_options(args: list[str], group: click.Group) -> list[str]:
+    """Move the group's options found after the command name to before it.
+
+    Example:
+        >>> hoist_global_options(["push", "a.tar", "r/x", "--insecure"], main_group)
+        ['--insecure', 'push', 'a.tar', 'r/x']
+    """
+    takes_value = {
+        name
+        for o in group.params
+        if isinstance(o, click.Option) and not o.is_flag
+        for name in o.opts
+    }
+    flags = {
+        name for o in group.params if isinstance(o, click.Option) and o.is_flag for name in o.opts
+    }
+    before: list[str] = []
+    rest: list[str] = []
+    i = 0
+    seen_command = False
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        name = arg.split("=", 1)[0]
+        if seen_command and (name in flags or name in takes_value):
+            before.append(arg)
+            if name in takes_value and "=" not in arg and i + 1 < len(args):
+                before.append(args[i + 1])
+                i += 1
+        elif not seen_command and name in takes_value and "=" not in arg:
+            rest += args[i : i + 2]
+            i += 1
+        else:
+            seen_command = seen_command or not arg.startswith("-")
+            rest.append(arg)
+        i += 1
+    return before + rest
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+@click.version_option(__version__, prog_name="registryv2")
+@click.pass_context
+def main_group(ctx: click.Context, /, **options: Any) -> None:
+    """Push, pull and manage images on Docker Registry v2 / OCI registries, without a daemon.
+
+    References are written as docker writes them: nginx:1.25 is docker.io/library/nginx:1.25,
+    localhost:5000/team/app:v1@sha256:... names a registry, a tag and a digest.
+    """
+    session = ctx.ensure_object(Session)
+    for key, value in options.items():
+        setattr(session, key, value)
+    if session.insecure:
+        # The user chose to skip verification: urllib3 says so on every request; once a host.
+        warnings.filterwarnings("once", category=urllib3.exceptions.InsecureRequestWarning)
+    if session.verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("registryv2: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+
+
+main_group.params.extend(GLOBAL_OPTIONS)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so it unwinds as Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _fail(
+    message: str, kind: str, status: int, error: BaseException | None, as_json: bool
+) -> NoReturn:
+    if as_json:
+        doc: dict[str, Any] = {"type": kind, "message": message}
+        if isinstance(error, RegistryError):
+            doc |= {"status": error.status, "codes": error.codes, "transient": error.transient}
+        click.echo(json.dumps({"error": doc}), err=True)
+    else:
+        click.echo(f"registryv2: {message}", err=True)
+    _exit_now(status)
+
+
+def _exit_now(status: int) -> NoReturn:
+    """Exit at once: clean-up ran while the stack unwound, and a worker still opening a
+    connection must not hold the process for its connect timeout."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``registryv2`` command (``python -m registryv2``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        status = main_group.main(args=args, prog_name="registryv2", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        status = e.exit_code
+    except click.ClickException as e:
+        hint = " (see registryv2 --help)" if isinstance(e, click.UsageError) else ""
+        _fail(f"{e.format_message()}{hint}", "UsageError", e.exit_code, None, as_json)
+    except ValidationError as e:
+        _fail(f"error: {e}", type(e).__name__, 2, e, as_json)
+    except RegistryError as e:
+        _fail(f"error: {e}", type(e).__name__, 1, e, as_json)
+    except (KeyboardInterrupt, click.exceptions.Abort) as e:
+        # click turns Ctrl-C (and our SIGTERM) into Abort, keeping what it was as the cause.
+        if isinstance(e, _Terminated) or isinstance(e.__cause__, _Terminated):
+            _fail("terminated", "Terminated", 143, None, as_json)
+        _fail("interrupted", "Interrupted", 130, None, as_json)
+    except Exception as e:  # a bug of ours: still one line, never a traceback
+        _fail(f"internal error: {type(e).__name__}: {e}", "InternalError", 1, e, as_json)
+    sys.exit(status if isinstance(status, int) else 0)
