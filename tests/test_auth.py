@@ -19,6 +19,7 @@ from registryv2 import AuthenticationError, RegistryClient, RegistryError
 from .archives import sha256, simple_image, write_legacy
 from .auth_servers import CertificateAuthority, TokenServer, htpasswd_file
 from .servers import RegistryServer, skopeo
+from .terminal import Terminal
 
 pytestmark = pytest.mark.integration
 
@@ -277,3 +278,21 @@ def test_login_saves_what_docker_and_skopeo_read_and_logout_removes_it(
     assert json.loads(config.read_text())["auths"] == {}
     again = cli("push", str(tar), f"{host}/login/app:v2", "--ca-cert", ca_cert)
     assert again.returncode == 1 and "needs credentials" in again.stderr
+
+
+def test_login_asks_for_the_password_on_a_terminal(
+    tls_registry: RegistryServer,
+    ca: CertificateAuthority,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    host = tls_registry.host
+    with Terminal("login", host, "-u", "alice", "--ca-cert", str(ca.ca_pem)) as terminal:
+        terminal.wait_for("Password for alice:")
+        terminal.press(USERS["alice"], "Enter")
+        screen = terminal.wait_for("EXIT=")
+    assert "EXIT=0" in screen and f"Login succeeded; credentials for {host}" in screen
+    assert USERS["alice"] not in screen  # not echoed
+    entry = json.loads((tmp_path / "docker" / "config.json").read_text())["auths"][host]
+    assert base64.b64decode(entry["auth"]).decode() == f"alice:{USERS['alice']}"

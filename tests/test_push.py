@@ -31,6 +31,9 @@ from .archives import (
     write_legacy,
     write_oci_dir,
 )
+from .archives import (
+    _add as add_member,
+)
 from .servers import RegistryServer, skopeo, skopeo_pull_dir
 
 pytestmark = pytest.mark.integration
@@ -321,3 +324,47 @@ def test_skopeo_pushed_image_archive_round_trip(
     assert pulled["digest"] == digest
     config_path = tmp_path / "out" / pulled["config"]["digest"][7:]
     assert file_digest(config_path) == sha256(image.config())
+
+
+@pytest.mark.parametrize("tagged", [True, False])
+def test_the_image_chosen_in_an_archive_of_two_sharing_a_config_is_the_one_pushed(
+    registry: RegistryServer, repo: str, tmp_path: Path, tagged: bool
+) -> None:
+    """Two images with one config and the same layers, differing in their manifests'
+    annotations: #1 must push the second manifest, not the first one found."""
+    image = simple_image()
+    first = json.loads(image.oci_manifest())
+    manifests = [first, {**first, "annotations": {"org.example.variant": "two"}}]
+    raws = [json.dumps(m).encode() for m in manifests]
+    tags = [["app:one"], ["app:two"]] if tagged else [[], []]
+    path = tmp_path / "two.tar"
+    with tarfile.open(path, "w") as tar:
+        for data in [image.config(), *image.stored_layers(), *raws]:
+            add_member(tar, f"blobs/sha256/{sha256(data)[7:]}", data)
+        index = {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": sha256(raw),
+                    "size": len(raw),
+                    "annotations": {"io.containerd.image.name": f"docker.io/library/{t[0]}"}
+                    if t
+                    else {},
+                }
+                for raw, t in zip(raws, tags, strict=True)
+            ],
+        }
+        add_member(tar, "index.json", json.dumps(index).encode())
+        entries = [
+            {
+                "Config": f"blobs/sha256/{sha256(image.config())[7:]}",
+                "RepoTags": t,
+                "Layers": [f"blobs/sha256/{sha256(x)[7:]}" for x in image.stored_layers()],
+            }
+            for t in tags
+        ]
+        add_member(tar, "manifest.json", json.dumps(entries).encode())
+    for choice, raw in [("#0", raws[0]), ("#1", raws[1])]:
+        digest = push_docker_tar(path, registry.url, repo, choice[1:], image=choice)
+        assert digest == sha256(raw)
