@@ -26,16 +26,14 @@ if ! $py -c "import requests; requests.get('http://$registry/v2/', timeout=2)" 2
 fi
 
 echo "== push"
-digest=$($rv2 push demo/busybox.tar "$registry/tools/busybox:1.0")
-echo "$digest"
+$rv2 push demo/busybox.tar "$registry/tools/busybox:1.0"
+digest=$($rv2 digest "$registry/tools/busybox:1.0")
 
 echo "== list"
-$py - "$registry" <<'PY'
-import sys
-from registryv2 import list_repositories, list_tags
-for repository in list_repositories(sys.argv[1]):
-    print(repository, list_tags(sys.argv[1], repository))
-PY
+for repository in $($rv2 ls "$registry"); do
+    echo "$repository: $($rv2 tags "$registry/$repository" | tr '\n' ' ')"
+done
+$rv2 inspect "$registry/tools/busybox:1.0"
 
 echo "== pull back into an archive"
 $rv2 pull "$registry/tools/busybox:1.0" -o demo/pulled.tar
@@ -44,7 +42,7 @@ import sys
 from registryv2 import inspect_docker_tar
 info = inspect_docker_tar(sys.argv[1])
 assert info.manifest_digest == sys.argv[2], (info.manifest_digest, sys.argv[2])
-print(f"{sys.argv[1]}: {info.tags[0]}, {info.os}/{info.architecture}, "
+print(f"{sys.argv[1]}: {info.repo_tags[0]}, {info.os}/{info.architecture}, "
       f"{len(info.layers)} layer(s), {info.size} bytes, manifest {info.manifest_digest[:19]}")
 PY
 

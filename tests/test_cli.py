@@ -396,3 +396,36 @@ def test_an_explicit_scheme_is_honoured(
     done = run("--retries", "1", "tags", f"https://{registry.host}/{repo}")
     assert_one_line_error(done, 1, "TLS failed")
     assert ok("tags", f"http://{registry.host}/{repo}").split() == ["v1"]
+
+
+def test_an_air_gap_round_trip(registry: RegistryServer, repo: str, tmp_path: Path) -> None:
+    """Three images pulled from one registry into one archive, carried across, and pushed with
+    every tag into another: the same tags and digests there, and skopeo reads each."""
+    inside = RegistryServer(tmp_path / "air-gapped")
+    try:
+        sources = {
+            f"{repo}/app:v1": write_legacy(tmp_path / "1.tar", [simple_image(seed="one")]),
+            f"{repo}/app:v2": write_legacy(tmp_path / "2.tar", [simple_image(seed="two")]),
+            f"{repo}/db:5": write_docker25(
+                tmp_path / "3.tar", [simple_image(seed="db", compression=["gzip", "gzip"])]
+            ),
+        }
+        refs = [f"{registry.host}/{name}" for name in sources]
+        for ref, tar in zip(refs, sources.values(), strict=True):
+            ok("push", str(tar), ref)
+        bundle = tmp_path / "bundle.tar"
+        ok("pull", *refs, "-o", str(bundle))
+        carried = ok_json("push", "--all-tags", str(bundle), inside.host)
+        assert sorted(p["reference"] for p in carried["pushed"]) == sorted(
+            f"{inside.host}/{name}" for name in sources
+        )
+        for name in sources:
+            repository, tag = name.rsplit(":", 1)
+            before = get_manifest(registry.url, repository, tag)["digest"]
+            after = get_manifest(inside.url, repository, tag)["digest"]
+            assert before == after, name
+            pulled = skopeo_pull_dir(f"{inside.host}/{name}", tmp_path / name.replace("/", "_"))
+            assert pulled["digest"] == after
+        assert sorted(ok("tags", f"{inside.host}/{repo}/app").split()) == ["v1", "v2"]
+    finally:
+        inside.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from registryv2 import get_manifest, list_tags
+from registryv2 import get_image_info, get_manifest, list_tags, push_docker_tar
 
 from .archives import simple_image, write_docker25, write_legacy
 from .servers import RegistryServer
@@ -45,3 +46,56 @@ def test_a_script_written_for_the_async_library_runs_once_await_is_deleted(
         assert list_tags(registry.url, "myapp") == ["v1.0.0"]
     finally:
         registry.stop()
+
+
+def test_the_notebook_runs_with_progress_bars(
+    registry: RegistryServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    archive = write_legacy(tmp_path / "app.tar", [simple_image(n_layers=3)])
+    monkeypatch.setenv("REGISTRY", registry.url)
+    monkeypatch.setenv("ARCHIVE", str(archive))
+    notebook = nbformat.read(EXAMPLES / "notebook.ipynb", as_version=4)  # type: ignore[no-untyped-call]
+    NotebookClient(notebook, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    results = [
+        next(
+            (o["data"]["text/plain"] for o in c.outputs if o["output_type"] == "execute_result"), ""
+        )
+        for c in code
+    ]
+    digest = get_manifest(registry.url, "notebook/app", "v1")["digest"]
+    assert results[1] == repr(digest)
+    assert "'notebook/app'" in results[2] and "['v1']" in results[2]
+    assert (
+        results[3]
+        == "('amd64', 'linux', 3, "
+        + str(get_image_info(registry.url, "notebook/app", "v1")["total_size"])
+        + ")"
+    )
+    assert results[4] == repr(digest)
+    assert (tmp_path / "pulled.tar").exists()
+    # progress=True drew tqdm's widgets, in the push and the pull.
+    for cell in (code[1], code[4]):
+        widgets = [
+            o
+            for o in cell.outputs
+            if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+        ]
+        assert widgets, cell.outputs
+
+
+def test_the_api_works_inside_a_running_event_loop(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    """A notebook, or an async application, calls the blocking API from inside its loop."""
+    archive = write_legacy(tmp_path / "app.tar", [simple_image()])
+
+    async def inside() -> tuple[str, list[str]]:
+        digest = push_docker_tar(archive, registry.url, "loop/app", "v1")
+        return digest, list_tags(registry.url, "loop/app")
+
+    digest, tags = asyncio.run(inside())
+    assert tags == ["v1"] and digest == get_manifest(registry.url, "loop/app", "v1")["digest"]
