@@ -276,6 +276,26 @@ def test_login_saves_what_docker_and_skopeo_read_and_logout_removes_it(
     done = cli("logout", host)
     assert done.returncode == 0 and f"Removed credentials for {host}" in done.stdout
     assert json.loads(config.read_text())["auths"] == {}
+    done = cli("logout", host, "--json")
+    assert json.loads(done.stdout) == {"registry": host, "removed": False}
+    done = cli(
+        "login",
+        host,
+        "-u",
+        "alice",
+        "--password-stdin",
+        "--ca-cert",
+        ca_cert,
+        "--json",
+        password=USERS["alice"] + "\n",
+    )
+    assert json.loads(done.stdout) == {
+        "registry": host,
+        "username": "alice",
+        "stored_in": str(config),
+    }
+    assert USERS["alice"] not in done.stdout
+    cli("logout", host)
     again = cli("push", str(tar), f"{host}/login/app:v2", "--ca-cert", ca_cert)
     assert again.returncode == 1 and "needs credentials" in again.stderr
 
