@@ -12,13 +12,13 @@ caller's job (the transfer engine hashes every byte it moves).
 
 from __future__ import annotations
 
-import io
 import re
 
 import requests
 import urllib3
 
 from .exceptions import DigestMismatchError, RegistryError
+from .image import BlobStream
 from .models import BlobInfo
 from .retry import describe_failure, is_timeout, is_transient
 from .transport import Transport, blob_url_path
@@ -29,7 +29,7 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _BROKEN = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError)
 
 
-class BlobReader(io.RawIOBase):
+class BlobReader(BlobStream):
     """Read ``info.size`` bytes of a blob from a registry, resuming where a connection broke.
 
     Example:
@@ -38,32 +38,18 @@ class BlobReader(io.RawIOBase):
     """
 
     def __init__(self, transport: Transport, repository: str, info: BlobInfo) -> None:
-        super().__init__()
+        super().__init__(info.size)
         self.transport = transport
         self.repository = repository
         self.info = info
         self._what = f"blob {info.digest} of {repository}"
-        self._pos = 0
         self._response: requests.Response | None = None
         self._attempts = transport.retry.begin(self._what)
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
-        """Move to another byte of the blob; the next read asks from there (``Range``)."""
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.info.size}[whence]
-        target = min(max(0, base + pos), self.info.size)
-        if target != self._pos:
-            self._drop()
-            self._pos = target
-        return self._pos
+    def _move(self, target: int) -> None:
+        """The next read asks from ``target`` (``Range``)."""
+        self._drop()
+        self._pos = target
 
     def close(self) -> None:
         self._drop()
@@ -103,11 +89,6 @@ class BlobReader(io.RawIOBase):
             self._pos += len(data)
             self._attempts.reset()
         return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def _broken(self, error: BaseException) -> None:
         """A failed open or read: wait and go on, or raise when the policy says to stop."""

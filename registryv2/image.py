@@ -6,6 +6,7 @@ engine and the archive writer consume it, whatever its source.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -13,6 +14,42 @@ from typing import BinaryIO
 from .exceptions import DigestMismatchError, ValidationError
 from .manifest import MAX_CONFIG_SIZE, build_manifest, load_json, sha256_digest
 from .models import BlobInfo, ImageInspect
+
+
+class BlobStream(io.RawIOBase):
+    """A read-only stream of ``size`` bytes that can seek: what :meth:`Blob.open` gives.
+
+    Subclasses read from ``self._pos`` and may override :meth:`_move` to follow a seek.
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        target = min(max(0, base + pos), self.size)
+        if target != self._pos:
+            self._move(target)
+        return self._pos
+
+    def _move(self, target: int) -> None:
+        self._pos = target
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 @dataclass(frozen=True)

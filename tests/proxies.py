@@ -26,6 +26,7 @@ requests included: what a push or a pull cost on the wire.
 from __future__ import annotations
 
 import http.client
+import io
 import socket
 import struct
 import threading
@@ -292,27 +293,22 @@ def _body_pieces(handler: BaseHTTPRequestHandler, declared: int | None) -> Itera
     """Read a request body in pieces: ``declared`` bytes, or chunked transfer encoding."""
     rfile = handler.rfile
     if declared is not None:
-        left = declared
-        while left:
-            piece = rfile.read(min(_PIECE, left))
-            if not piece:
-                raise _Reset
-            left -= len(piece)
-            yield piece
+        yield from _exactly(rfile, declared)
         return
-    while True:
-        size = int(rfile.readline().split(b";")[0].strip() or b"0", 16)
-        if size == 0:
-            rfile.readline()
-            return
-        left = size
-        while left:
-            piece = rfile.read(min(_PIECE, left))
-            if not piece:
-                raise _Reset
-            left -= len(piece)
-            yield piece
+    while size := int(rfile.readline().split(b";")[0].strip() or b"0", 16):
+        yield from _exactly(rfile, size)
         rfile.readline()
+    rfile.readline()
+
+
+def _exactly(rfile: io.BufferedIOBase, length: int) -> Iterator[bytes]:
+    """``length`` bytes of ``rfile`` in pieces; a connection closed before them is a reset."""
+    while length:
+        piece = rfile.read(min(_PIECE, length))
+        if not piece:
+            raise _Reset
+        length -= len(piece)
+        yield piece
 
 
 class SilentServer:

@@ -20,6 +20,7 @@ import zlib
 from dataclasses import dataclass
 
 from ..exceptions import TarReadError
+from ..image import BlobStream
 
 # Deflate reaches about 1000:1 on zeros; image archives rarely pass 10:1.
 MAX_RATIO = 100
@@ -145,44 +146,30 @@ class GzipScanner(io.RawIOBase):
         return n
 
 
-class GzipMemberReader(io.RawIOBase):
+class GzipMemberReader(BlobStream):
     """``size`` bytes at uncompressed ``offset`` of a gzip file, inflated from ``checkpoint``.
 
     Forward-only; a seek backwards starts again from the checkpoint.
     """
 
     def __init__(self, path: str, checkpoint: Checkpoint, offset: int, size: int) -> None:
-        super().__init__()
+        super().__init__(size)
         self._fd = os.open(path, os.O_RDONLY)
         self._checkpoint = checkpoint
         self._offset = offset
-        self._size = size
-        self._pos = 0
         self._inflater = _Inflater(self._fd, checkpoint)
         self._buffer = b""
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        target = min(max(0, base + pos), self._size)
+    def _move(self, target: int) -> None:
         if target < self._pos:
             self._inflater = _Inflater(self._fd, self._checkpoint)
             self._buffer = b""
             self._pos = 0
         while self._pos < target:
             self._pos += len(self.read(min(_OUT_PIECE, target - self._pos)))
-        return self._pos
 
     def read(self, size: int | None = -1) -> bytes:
-        left = self._size - self._pos
+        left = self.size - self._pos
         want = left if size is None or size < 0 else min(size, left)
         parts: list[bytes] = []
         got = 0
@@ -206,11 +193,6 @@ class GzipMemberReader(io.RawIOBase):
                 raise TarReadError("archive ended before the member did (truncated archive)")
             if before + len(out) > start:
                 return out[max(0, start - before) :]
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         if not self.closed:

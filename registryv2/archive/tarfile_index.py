@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from ..exceptions import ArchiveNotFoundError, TarReadError
+from ..image import BlobStream
 from .gzip_index import Checkpoint, GzipMemberReader, GzipScanner
 
 _MAX_LINK_DEPTH = 32
@@ -39,33 +40,17 @@ def _clean(name: str) -> str:
     return "" if name == "." else name
 
 
-class SectionReader(io.RawIOBase):
+class SectionReader(BlobStream):
     """A read-only, seekable view of ``size`` bytes at ``offset`` of a file."""
 
     def __init__(self, path: str, offset: int, size: int) -> None:
-        super().__init__()
+        super().__init__(size)
         self._fd = os.open(path, os.O_RDONLY)
         self._offset = offset
-        self._size = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = min(max(0, base + pos), self._size)
-        return self._pos
 
     def read(self, size: int | None = -1) -> bytes:
         # One allocation per call: pread's own buffer is returned, not copied into another.
-        left = self._size - self._pos
+        left = self.size - self._pos
         want = left if size is None or size < 0 else min(size, left)
         if want <= 0:
             return b""
@@ -74,11 +59,6 @@ class SectionReader(io.RawIOBase):
             raise TarReadError("archive ended before the member did (truncated archive)")
         self._pos += len(data)
         return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         if not self.closed:
