@@ -17,16 +17,18 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from .events import ProgressCallback, TransferEvent
 from .exceptions import CancelledError
-from .image import Blob
+from .image import Blob, Uploadable
 from .journal import UploadJournal
-from .models import BlobResult
+from .models import DEFAULT_CHUNK_SIZE, BlobResult
 from .retry import RetryNotice, retry_scope
 from .transport import Transport
 from .upload import BlobUpload
+
+_B = TypeVar("_B", bound=Uploadable)
 
 _COPY_BUFFER = 1024 * 1024
 # Seconds an interrupted transfer lets requests in flight finish, then waits for its workers
@@ -49,13 +51,16 @@ class TransferEngine:
         self,
         transport: Transport,
         workers: int,
-        chunk_size: int,
+        chunk_size: int | None,
         progress: ProgressCallback | None = None,
         journal: UploadJournal | None = None,
     ) -> None:
         self.transport = transport
         self.workers = workers
-        self.chunk_size = chunk_size
+        # None streams each blob in growing requests of 5 MiB chunks; a size sends one
+        # request per chunk of that size.
+        self.chunk_size = chunk_size or DEFAULT_CHUNK_SIZE
+        self.streaming = chunk_size is None
         self.progress = progress
         self.journal = journal
         self._known: dict[str, str] = {}  # digest -> a repository known to hold it
@@ -90,8 +95,8 @@ class TransferEngine:
     def _run(
         self,
         repository: str,
-        blobs: Sequence[Blob],
-        job: Callable[[Blob, threading.Event], BlobResult],
+        blobs: Sequence[_B],
+        job: Callable[[_B, threading.Event], BlobResult],
     ) -> list[BlobResult]:
         """Run ``job`` for every blob on the pool; the results in order, or the first error.
 
@@ -102,19 +107,19 @@ class TransferEngine:
         # Decide the registry's scheme here, once, before any worker needs it.
         self.transport.base_url  # noqa: B018
         self._emit(
-            TransferEvent("plan", repository, size=sum(b.size for b in blobs), blobs=len(blobs))
+            TransferEvent("plan", repository, size=sum(b.total for b in blobs), blobs=len(blobs))
         )
         cancel = threading.Event()
         first_error: list[BaseException] = []
 
-        def run(blob: Blob) -> BlobResult:
+        def run(blob: _B) -> BlobResult:
             def on_retry(notice: RetryNotice) -> None:
                 self._emit(
                     TransferEvent(
                         "retry",
                         repository,
-                        blob.digest,
-                        blob.size,
+                        blob.label,
+                        blob.total,
                         attempt=notice.attempt,
                         delay=notice.delay,
                         message=notice.reason,
@@ -127,7 +132,7 @@ class TransferEngine:
             except BaseException as e:
                 if not isinstance(e, CancelledError):
                     self._emit(
-                        TransferEvent("error", repository, blob.digest, blob.size, message=str(e))
+                        TransferEvent("error", repository, blob.label, blob.total, message=str(e))
                     )
                 with self._lock:
                     if not isinstance(e, CancelledError) and not first_error:
@@ -153,33 +158,37 @@ class TransferEngine:
             raise first_error[0]
         return [f.result() for f in futures]
 
-    def push_blobs(self, repository: str, blobs: Sequence[Blob]) -> list[BlobResult]:
+    def push_blobs(self, repository: str, blobs: Sequence[Uploadable]) -> list[BlobResult]:
         """Make sure the registry holds every blob in ``repository``.
 
-        Returns one result per distinct digest, in the order given. When one blob fails, the
-        others stop at their next chunk and the first error is raised: the caller must not put
-        a manifest then. Unfinished uploads are kept for the next run when there is a journal,
-        else cancelled.
+        ``blobs`` may include bytes made on the way (compressed layers), whose digest the
+        result gives. Returns one result per distinct blob (:attr:`~Uploadable.key`), in the
+        order given. When one blob fails, the others stop at their next chunk and the first
+        error is raised: the caller must not put a manifest then. Unfinished uploads are kept
+        for the next run when there is a journal, else cancelled.
         """
-        unique = list({blob.digest: blob for blob in blobs}.values())
+        unique = list({blob.key: blob for blob in blobs}.values())
         return self._run(repository, unique, functools.partial(self._push_one, repository))
 
-    def _push_one(self, repository: str, blob: Blob, cancel: threading.Event) -> BlobResult:
-        with self._only_upload_of(blob.digest, cancel):
+    def _push_one(
+        self, repository: str, blob: Uploadable, cancel: threading.Event
+    ) -> BlobResult:
+        with self._only_upload_of(blob.key, cancel):
             with self._lock:
-                mount_from = self._known.get(blob.digest)
+                mount_from = self._known.get(blob.digest) if blob.digest else None
             upload = BlobUpload(
                 self.transport,
                 repository,
                 blob,
                 chunk_size=self.chunk_size,
+                streaming=self.streaming,
                 journal=self.journal,
                 mount_from=mount_from if mount_from != repository else None,
                 cancel=cancel,
                 emit=self._emit,
             )
             result = upload.run()
-            self.remember(blob.digest, repository)
+            self.remember(result.digest, repository)
             return result
 
     @contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from .exceptions import DigestMismatchError, ValidationError
 from .manifest import MAX_CONFIG_SIZE, build_manifest, load_json, sha256_digest
@@ -73,6 +73,25 @@ class Blob:
         """The blob's size in bytes."""
         return self.info.size
 
+    @property
+    def key(self) -> str:
+        """What identifies the upload of these bytes: the digest."""
+        return self.info.digest
+
+    @property
+    def label(self) -> str:
+        """The digest progress events name."""
+        return self.info.digest
+
+    @property
+    def total(self) -> int:
+        """The bytes progress events count to."""
+        return self.info.size
+
+    def progress(self, reader: BinaryIO | None, offset: int) -> int:
+        """How far along ``offset`` bytes sent are, in :attr:`total`'s units: the offset."""
+        return offset
+
     def open(self) -> BinaryIO:
         """Open the blob's bytes for reading."""
         return self.opener()
@@ -94,6 +113,40 @@ class Blob:
         if digest != self.digest:
             raise DigestMismatchError(f"blob {self.digest}: the bytes have digest {digest}")
         return digest
+
+
+class Uploadable(Protocol):
+    """What the upload protocol needs of a blob: a :class:`Blob`, or bytes made on the way
+    (a compressed layer) whose digest and size are known only once they are all read."""
+
+    @property
+    def key(self) -> str:
+        """Identifies these bytes before they are read (the journal and the engine use it)."""
+
+    @property
+    def digest(self) -> str | None:
+        """The digest, when known before reading."""
+
+    @property
+    def size(self) -> int | None:
+        """The size, when known before reading."""
+
+    @property
+    def label(self) -> str:
+        """The digest progress events name."""
+
+    @property
+    def total(self) -> int:
+        """The bytes progress events count to."""
+
+    def progress(self, reader: BinaryIO | None, offset: int) -> int:
+        """How far along ``offset`` bytes read from ``reader`` are, in :attr:`total`'s units."""
+
+    def open(self) -> BinaryIO:
+        """A fresh reader of the bytes, from the start."""
+
+    def verify(self, length: int, hexdigest: str) -> str:
+        """Check ``length`` bytes hashing to ``hexdigest``; the digest to commit."""
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,9 @@ class RegistryConfig:
         ca_bundle: a PEM file of certificate authorities to trust for this registry.
         insecure: allow plain http and skip certificate verification.
         workers: blobs moved in parallel.
-        chunk_size: bytes sent per upload request (the registry's ``OCI-Chunk-Min-Length``
-            raises it when larger).
+        chunk_size: None (the default) streams each blob in requests that grow while the link
+            holds, read and hashed 5 MiB at a time; a number sends one request per chunk of
+            that many bytes (the registry's ``OCI-Chunk-Min-Length`` raises it when larger).
 
     Example:
         >>> RegistryConfig("localhost:15000", workers=4).workers
@@ -57,7 +58,7 @@ class RegistryConfig:
     ca_bundle: str | None = None
     insecure: bool = False
     workers: int = DEFAULT_WORKERS
-    chunk_size: int = DEFAULT_CHUNK_SIZE
+    chunk_size: int | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     resume: bool = True
@@ -66,7 +67,7 @@ class RegistryConfig:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, not {self.workers}")
-        if self.chunk_size < 1:
+        if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, not {self.chunk_size}")
         if self.timeout <= 0 or self.connect_timeout <= 0:
             raise ValueError("timeouts must be positive")

@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -37,7 +37,7 @@ from .exceptions import (
     NotFoundError,
     RegistryError,
 )
-from .image import Blob
+from .image import Uploadable
 from .journal import JournalEntry, UploadJournal
 from .models import BlobResult
 from .retry import Attempts
@@ -45,8 +45,14 @@ from .transport import Transport, blob_url_path
 
 OCTET_STREAM = {"Content-Type": "application/octet-stream"}
 _SKIP_BUFFER = 1024 * 1024
-# A request body larger than this is streamed from the source instead of held in memory.
-_MAX_BUFFERED = 16 * 1024 * 1024
+# The largest blob sent in the commit's body, read into memory first.
+_MAX_PUT_BODY = 16 * 1024 * 1024
+# Bytes read (and held) at a time when a request streams the source.
+_MAX_PIECE = 1024 * 1024
+# A streamed request grows from one chunk, doubling while the link holds, up to this many.
+_MAX_SEGMENT_CHUNKS = 64
+# Answers to a PATCH of several chunks that say the registry wants them one per request.
+_NO_STREAMING = (400, 411, 413, 416)
 _RANGE = re.compile(r"^(?:bytes=)?0-(\d+)$")
 
 
@@ -62,27 +68,38 @@ def with_query(location: str, **params: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-class _StreamedBody:
-    """``length`` bytes read from the source as the request sends them: a chunk larger than
-    memory should hold (a registry may demand any ``OCI-Chunk-Min-Length``) costs one piece."""
+class _Segment:
+    """The body of one PATCH: up to ``limit`` bytes of the blob, read a piece at a time as the
+    request sends them (memory holds one piece). With ``sized``, ``len()`` gives the length
+    for a Content-Length; without, requests sends it chunked, to the end of the source."""
 
-    def __init__(self, read: Callable[[int], bytes], length: int) -> None:
-        self._read = read
-        self._length = length
-        self._left = length
+    def __init__(self, upload: BlobUpload, first: bytes, limit: int, sized: bool) -> None:
+        self._upload = upload
+        self._first = first
+        self._limit = limit
+        self._sized = sized
+        self.sent = 0
+        self.ended = False  # the source ended within this segment
 
     def __len__(self) -> int:
-        return self._length  # requests sends it as Content-Length
+        if not self._sized:
+            raise TypeError("a segment of unknown length has no len()")
+        return self._limit
 
-    def read(self, size: int = -1) -> bytes:
-        want = self._left if size is None or size < 0 else min(size, self._left)
-        if want <= 0:
-            return b""
-        data = self._read(min(want, _SKIP_BUFFER))
-        if not data:
-            raise DigestMismatchError("the source ended before the blob did")
-        self._left -= len(data)
-        return data
+    def __iter__(self) -> Iterator[bytes]:
+        data, piece = self._first, self._upload.piece
+        while data:
+            self.sent += len(data)
+            self._upload.sending(self.sent)
+            yield data
+            if self.sent >= self._limit:
+                return
+            if self._upload.cancel.is_set():
+                raise CancelledError(self._upload.what)
+            data = self._upload.read(min(piece, self._limit - self.sent))
+        self.ended = True
+        if self._sized:
+            raise DigestMismatchError(f"{self._upload.what}: the source ended before the blob did")
 
 
 def read_full(reader: BinaryIO, size: int) -> bytes:
@@ -101,11 +118,19 @@ def read_full(reader: BinaryIO, size: int) -> bytes:
 class BlobUpload:
     """One blob going into one repository, from the HEAD that may find it there to the commit.
 
+    The bytes go in segments: a PATCH streams one chunk, the next two, then four, doubling up
+    to whole remainder while the registry keeps taking them (a round trip per segment, not per
+    chunk; a reset loses at most the segment in flight). Without ``streaming``, or for a
+    registry that rejects a long PATCH or asks for a minimum length, it sends one chunk per
+    PATCH. A blob of one chunk goes up with the commit, in one PUT.
+
     Args:
         transport: the registry's transport.
         repository: where the blob goes.
-        blob: its descriptor and a way to read its bytes.
-        chunk_size: bytes per PATCH (raised to the registry's ``OCI-Chunk-Min-Length``).
+        blob: a :class:`~registryv2.image.Blob`, or bytes made on the way (a compressed layer).
+        chunk_size: the unit of reading, hashing and progress; bytes per PATCH when not
+            streaming (raised to the registry's ``OCI-Chunk-Min-Length``).
+        streaming: send several chunks per PATCH.
         journal: where unfinished uploads are recorded for the next run, or None.
         mount_from: a repository of the same registry known to hold the blob, or None.
         cancel: set when the transfer is abandoned; the upload stops at its next step.
@@ -120,9 +145,10 @@ class BlobUpload:
         self,
         transport: Transport,
         repository: str,
-        blob: Blob,
+        blob: Uploadable,
         *,
         chunk_size: int,
+        streaming: bool = True,
         journal: UploadJournal | None = None,
         mount_from: str | None = None,
         cancel: threading.Event | None = None,
@@ -132,14 +158,18 @@ class BlobUpload:
         self.repository = repository
         self.blob = blob
         self.chunk_size = chunk_size
+        self.piece = min(chunk_size, _MAX_PIECE)  # bytes read (and held) at a time
+        self.streaming = streaming
         self.journal = journal
         self.mount_from = mount_from
         self.cancel = cancel or threading.Event()
         self._emit_event = emit
-        self.what = f"uploading {blob.digest} to {repository}"
+        self.what = f"uploading {blob.label} to {repository}"
         self.location: str | None = None  # where the registry takes the next bytes
         self.offset = 0  # bytes of the blob the registry has confirmed
         self.sent = 0  # bytes the registry accepted from us in this run
+        self._segment = 1  # chunks in the next streamed PATCH
+        self._ended = False  # the source ended, and the registry confirmed all of it
         self._entry: JournalEntry | None = None
         self._attempts: Attempts | None = None
         self._reader: BinaryIO | None = None
@@ -155,9 +185,9 @@ class BlobUpload:
         self._emit("start")
         if self.exists():
             return self._finish("exists")
-        if self.journal is not None and self.blob.size > self.chunk_size:
+        if self.journal is not None and not self._fits_one_request():
             self._entry = self.journal.claim(
-                self.transport.registry, self.repository, self.blob.digest
+                self.transport.registry, self.repository, self.blob.key
             )
         try:
             return self._transfer()
@@ -167,7 +197,10 @@ class BlobUpload:
                 self._entry.release()
 
     def exists(self) -> bool:
-        """Ask the registry whether the repository already holds the blob (HEAD)."""
+        """Ask the registry whether the repository already holds the blob (HEAD); a blob
+        whose digest is known only once read is not asked about."""
+        if self.blob.digest is None:
+            return False
         response = self.transport.request(
             "HEAD",
             blob_url_path(self.repository, self.blob.digest),
@@ -175,6 +208,11 @@ class BlobUpload:
             expect=(200, 404),
         )
         return response.status_code == 200
+
+    def _fits_one_request(self) -> bool:
+        """A blob of one chunk goes up with the commit, read into memory: when it is small."""
+        size = self.blob.size
+        return size is not None and size <= min(self.chunk_size, _MAX_PUT_BODY)
 
     def _transfer(self) -> BlobResult:
         self._attempts = attempts = self.transport.retry.begin(self.what)
@@ -196,12 +234,15 @@ class BlobUpload:
                         mount_from = None
                     asking = checking = False
                     self._send()
-                    self._commit()
-                    return self._finish("uploaded")
+                    return self._commit()
                 except RegistryError as e:
                     if self.cancel.is_set():
                         raise CancelledError(self.what) from None
-                    attempts.retry(e)
+                    if self._segment > 1 and not e.transient and e.status in _NO_STREAMING:
+                        self.streaming = False  # this registry wants a chunk per PATCH
+                    else:
+                        attempts.retry(e)
+                    self._segment = 1
                     asking, checking = self.location is not None, True
         except (CancelledError, KeyboardInterrupt):
             self._leave_open()
@@ -218,8 +259,9 @@ class BlobUpload:
 
     def _start(self, mount_from: str | None) -> bool:
         """POST a new upload, or a mount; True when the registry mounted the blob."""
-        params = {"mount": self.blob.digest, "from": mount_from} if mount_from else None
-        what = f"starting upload of {self.blob.digest} to {self.repository}"
+        digest = self.blob.digest
+        params = {"mount": digest, "from": mount_from} if mount_from and digest else None
+        what = f"starting upload of {self.blob.label} to {self.repository}"
         response = self.transport.request(
             "POST",
             f"/v2/{self.repository}/blobs/uploads/",
@@ -235,10 +277,12 @@ class BlobUpload:
             raise RegistryError(
                 f"{what}: the registry gave no Location", status=response.status_code
             )
-        # Registries may demand larger chunks than ours (OCI distribution spec 1.1).
+        # Registries may demand larger chunks than ours (OCI distribution spec 1.1), and then
+        # get exactly such chunks.
         min_length = response.headers.get("OCI-Chunk-Min-Length", "")
-        if min_length.isdigit():
+        if min_length.isdigit() and int(min_length) > 0:
             self.chunk_size = max(self.chunk_size, int(min_length))
+            self.streaming = False
         self.location = self.transport.url(location)
         self._move_to(0)
         self._record()
@@ -246,39 +290,63 @@ class BlobUpload:
 
     def _send(self) -> None:
         """Send the bytes from the confirmed offset; a blob of one chunk waits for the commit."""
-        if self.blob.size > self.chunk_size:
-            self._send_rest(self.blob.size - self.offset)
-
-    def _send_rest(self, length: int) -> None:
-        """PATCH ``length`` bytes from the confirmed offset, a chunk per request."""
-        assert self.location is not None
-        stop = self.offset + length
-        while self.offset < stop:
+        if self._fits_one_request():
+            return
+        while not self._ended and self.offset != self.blob.size:
             if self.cancel.is_set():
                 raise CancelledError(self.what)
-            size = min(self.chunk_size, stop - self.offset)
-            end = self.offset + size - 1
-            response = self.transport.request(
-                "PATCH",
-                self.location,
-                what=self.what,
-                expect=(202,),
-                headers={**OCTET_STREAM, "Content-Range": f"{self.offset}-{end}"},
-                data=self._body(size),
-                retry=False,
-            )
-            self._confirmed(response, end + 1, size)
+            self._send_segment()
 
-    def _commit(self) -> None:
+    def _send_segment(self) -> None:
+        """PATCH the next segment: several chunks when streaming, else one."""
+        assert self.location is not None
+        limit = self.chunk_size * (self._segment if self.streaming else 1)
+        size = self.blob.size
+        if size is not None:
+            limit = min(limit, size - self.offset)
+        sized = size is not None or not self.streaming
+        first = self.read(min(self.piece, limit))
+        if not first:
+            if size is not None:
+                raise DigestMismatchError(f"{self.what}: the source ended before the blob did")
+            self._ended = True
+            return
+        if sized and size is None:
+            # Made on the way and sent one chunk per request: the chunk is read first, to
+            # know its length (memory holds one chunk).
+            first += self.read(limit - len(first))
+            limit = len(first)
+            body: _Segment | bytes = first
+        else:
+            body = _Segment(self, first, limit, sized)
+        headers = dict(OCTET_STREAM)
+        if sized:
+            headers["Content-Range"] = f"{self.offset}-{self.offset + limit - 1}"
+        response = self.transport.request(
+            "PATCH",
+            self.location,
+            what=self.what,
+            expect=(202,),
+            headers=headers,
+            data=body,
+            retry=False,
+        )
+        sent = body.sent if isinstance(body, _Segment) else len(body)
+        self._confirmed(response, self.offset + sent, sent)
+        if (isinstance(body, _Segment) and body.ended) or (size is None and sent < limit):
+            self._ended = True
+        if self.streaming:
+            self._segment = min(self._segment * 2, _MAX_SEGMENT_CHUNKS)
+
+    def _commit(self) -> BlobResult:
         """PUT the digest computed over every byte (with the bytes, for a one-chunk blob)."""
         assert self.location is not None
-        size = self.blob.size - self.offset
-        if size > _MAX_BUFFERED:
-            # Streamed, the digest is known only once the body is sent: send it as a PATCH.
-            self._send_rest(size)
-            size = 0
-        body = self._read(size) if size else b""
-        digest = self.blob.verify(self.offset + len(body), self._hasher.hexdigest())
+        body = b""
+        if self._fits_one_request():
+            assert self.blob.size is not None
+            body = self.read(self.blob.size - self.offset)
+        length = self.offset + len(body)
+        digest = self.blob.verify(length, self._hasher.hexdigest())
         response = self.transport.request(
             "PUT",
             with_query(self.location, digest=digest),
@@ -289,10 +357,11 @@ class BlobUpload:
             retry=False,
         )
         self.sent += len(body)
-        self.offset = self.blob.size
+        self.offset = length
         answered = response.headers.get("Docker-Content-Digest")
         if answered and answered != digest:
             raise RegistryError(f"{self.what}: the registry stored it as {answered}")
+        return self._finish("uploaded", digest)
 
     # -- resuming ----------------------------------------------------------------------------
 
@@ -315,10 +384,12 @@ class BlobUpload:
         match = _RANGE.match(header)
         # "0-0" is how the CNCF registry says "nothing yet" (it cannot say 0-(-1)).
         held = int(match.group(1)) + 1 if match and match.group(1) != "0" else 0
-        if (header and not match) or held > self.blob.size:
+        size = self.blob.size
+        if (header and not match) or (size is not None and held > size):
             self._drop_upload()
             return
         self.location = self.transport.url(response.headers.get("Location") or self.location)
+        self._ended = False
         self._move_to(held)
         self._record()
         self._emit("progress")
@@ -339,8 +410,8 @@ class BlobUpload:
             data = self._source().read(min(_SKIP_BUFFER, offset - self._read_pos))
             if not data:
                 raise DigestMismatchError(
-                    f"blob {self.blob.digest}: the source ended at {self._read_pos} bytes, "
-                    f"expected {self.blob.size}"
+                    f"blob {self.blob.label}: the source ended at {self._read_pos} bytes, "
+                    f"before the {offset} the registry holds"
                 )
             self._hasher.update(data)
             self._read_pos += len(data)
@@ -354,7 +425,7 @@ class BlobUpload:
         self.sent += sent
         self._confirmed_hash = (offset, self._hasher.copy())
         if self._attempts is not None:
-            self._attempts.reset()  # failures count in a row: this chunk went through
+            self._attempts.reset()  # failures count in a row: this segment went through
         self._record()
         self._emit("progress")
 
@@ -407,12 +478,8 @@ class BlobUpload:
                 break
             self._read_pos += len(data)
 
-    def _body(self, size: int) -> bytes | _StreamedBody:
-        """The next ``size`` bytes as a request body: in memory, or streamed when large."""
-        return self._read(size) if size <= _MAX_BUFFERED else _StreamedBody(self._read, size)
-
-    def _read(self, size: int) -> bytes:
-        """The next ``size`` bytes of the blob, hashed as they are read."""
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes of the blob from where the reading stands, hashed as read."""
         data = read_full(self._source(), size)
         self._hasher.update(data)
         self._read_pos += len(data)
@@ -425,23 +492,33 @@ class BlobUpload:
 
     # -- reporting -----------------------------------------------------------------------------
 
-    def _finish(self, action: BlobAction) -> BlobResult:
+    def sending(self, in_flight: int) -> None:
+        """``in_flight`` bytes of the current segment have gone out: report the progress."""
+        self._emit("progress", offset=self.offset + in_flight)
+
+    def _finish(self, action: BlobAction, digest: str | None = None) -> BlobResult:
         if self._entry is not None:
             self._entry.forget()
         self._emit("done", action)
-        return BlobResult(self.blob.digest, self.blob.size, action, self.sent)
+        digest = digest or self.blob.digest
+        size = self.blob.size if self.blob.size is not None else self.offset
+        assert digest is not None  # only a blob of known digest is found or mounted
+        return BlobResult(digest, size, action, self.sent)
 
-    def _emit(self, kind: str, action: BlobAction | None = None) -> None:
+    def _emit(self, kind: str, action: BlobAction | None = None, offset: int = -1) -> None:
         if self._emit_event is None:
             return
-        done = self.blob.size if kind == "done" else self.offset
+        total = self.blob.total
+        done = (
+            total if kind == "done" else self.blob.progress(self._reader, max(offset, self.offset))
+        )
         self._emit_event(
             TransferEvent(
                 kind,  # type: ignore[arg-type]
                 self.repository,
-                self.blob.digest,
-                self.blob.size,
-                done,
+                self.blob.label,
+                total,
+                min(done, total),
                 action,
             )
         )

@@ -56,6 +56,11 @@ def test_chunk_size_rises_to_the_registry_minimum(tmp_path: Path) -> None:
     ranges: list[str] = []
 
     def patch(request):  # type: ignore[no-untyped-def]
+        # A streamed body reaches the mock unsent: send it, as a real connection would.
+        body = b"".join(request.body)
+        start, end = map(int, request.headers["Content-Range"].split("-"))
+        assert len(body) == end - start + 1 == int(request.headers["Content-Length"])
+        assert body == layer[start : end + 1]
         ranges.append(request.headers["Content-Range"])
         return 202, {"Location": f"/v2/app/blobs/uploads/u1?_state=s{len(ranges)}"}, b""
 

@@ -101,7 +101,7 @@ def test_a_push_through_every_fault_resumes_instead_of_restarting(
     events: list[TransferEvent] = []
     size = blob_bytes(big_archive)
     with FaultyProxy(registry.host) as proxy:
-        every_fault(proxy, 8)  # resets: every 8th upload request, halfway through its body
+        every_fault(proxy, 4)  # resets: every 4th upload request, halfway through its body
         retry = RetryPolicy(initial_delay=0.05)
         client = RegistryClient(proxy.url, timeout=2, retry=retry, progress=events.append)
         with client:

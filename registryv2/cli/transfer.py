@@ -40,9 +40,8 @@ def _pushed(results: list[PushResult], where: str) -> dict[str, Any]:
 @click.option(
     "--chunk-size",
     type=click.IntRange(1),
-    default=DEFAULT_CHUNK_SIZE,
-    show_default=True,
-    help="Bytes per upload request.",
+    help="Send one upload request per chunk of this many bytes, instead of streaming each "
+    "blob in requests that grow while the link holds.",
 )
 @click.option(
     "--no-resume",
@@ -54,7 +53,7 @@ def push(
     target: str,
     all_tags: bool,
     image: str | None,
-    chunk_size: int,
+    chunk_size: int | None,
     no_resume: bool,
 ) -> None:
     """Push the image archive TAR to REF (registry/repository[:tag]).
