@@ -170,9 +170,7 @@ class TransferEngine:
         unique = list({blob.key: blob for blob in blobs}.values())
         return self._run(repository, unique, functools.partial(self._push_one, repository))
 
-    def _push_one(
-        self, repository: str, blob: Uploadable, cancel: threading.Event
-    ) -> BlobResult:
+    def _push_one(self, repository: str, blob: Uploadable, cancel: threading.Event) -> BlobResult:
         with self._only_upload_of(blob.key, cancel):
             with self._lock:
                 mount_from = self._known.get(blob.digest) if blob.digest else None

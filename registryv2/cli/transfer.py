@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from .. import operations
-from ..models import DEFAULT_CHUNK_SIZE, ImageInspect, PushResult
+from ..models import ImageInspect, PushResult
 from .app import main_group, session
 
 
