@@ -50,25 +50,30 @@ def push_docker_tar(
     timeout: float = DEFAULT_TIMEOUT,
     *,
     image: str | None = None,
+    compress: str | None = None,
     **options: Any,
 ) -> str:
     """Push a ``docker save`` archive; return the manifest digest.
 
     Missing repository and tag come from the archive's first tag, the tag defaulting to
     ``latest``. In an archive of several images, ``image`` chooses one (an archive tag).
+    ``compress="gzip"`` or ``"zstd"`` compresses uncompressed layers on the way (what
+    ``docker push`` sends); the default keeps them byte for byte.
 
     Example:
         >>> push_docker_tar("app.tar", "localhost:15000", "team/app", "v1")  # doctest: +SKIP
         'sha256:...'
     """
     with RegistryClient(registry_url, timeout=timeout, **options) as client:
-        return client.push(tar_path, repository, tag, image=image).digest
+        return client.push(tar_path, repository, tag, image=image, compress=compress).digest
 
 
 def push_docker_tar_with_original_tags(
     tar_path: str | os.PathLike[str],
     registry_url: str,
     timeout: float = DEFAULT_TIMEOUT,
+    *,
+    compress: str | None = None,
     **options: Any,
 ) -> str:
     """Push an archive under its first original tag (``nginx:alpine`` -> ``nginx:alpine``).
@@ -77,13 +82,17 @@ def push_docker_tar_with_original_tags(
         >>> push_docker_tar_with_original_tags("nginx.tar", "localhost:15000")  # doctest: +SKIP
         'sha256:...'
     """
-    return push_docker_tar(tar_path, registry_url, None, None, timeout, **options)
+    return push_docker_tar(
+        tar_path, registry_url, None, None, timeout, compress=compress, **options
+    )
 
 
 def push_docker_tar_with_all_original_tags(
     tar_path: str | os.PathLike[str],
     registry_url: str,
     timeout: float = DEFAULT_TIMEOUT,
+    *,
+    compress: str | None = None,
     **options: Any,
 ) -> list[str]:
     """Push an archive under every one of its original tags; one digest per tag, in order.
@@ -95,7 +104,7 @@ def push_docker_tar_with_all_original_tags(
         ['sha256:...', 'sha256:...']
     """
     with RegistryClient(registry_url, timeout=timeout, **options) as client:
-        return [result.digest for result in client.push_all_tags(tar_path)]
+        return [result.digest for result in client.push_all_tags(tar_path, compress=compress)]
 
 
 def list_repositories(registry_url: str, timeout: float = 10, **options: Any) -> list[str]:

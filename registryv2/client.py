@@ -7,6 +7,7 @@ import functools
 import io
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import requests
@@ -14,6 +15,13 @@ import requests
 from .archive import ImageArchive
 from .archive.targets import target_for, targets_for_all_tags
 from .archive.writer import save_images
+from .compress import (
+    CompressedBlob,
+    CompressionMemory,
+    check_compression,
+    compressed_layers,
+    compressed_manifest,
+)
 from .download import BlobReader
 from .engine import TransferEngine
 from .events import ProgressCallback
@@ -25,7 +33,7 @@ from .exceptions import (
     ValidationError,
 )
 from .image import Blob, Image
-from .journal import UploadJournal
+from .journal import UploadJournal, default_state_dir
 from .manifest import (
     MANIFEST_ACCEPT,
     MAX_CONFIG_SIZE,
@@ -122,6 +130,9 @@ class RegistryClient:
         )
         self.transport = Transport(self.config)
         journal = UploadJournal.at(self.config.state_dir) if self.config.resume else None
+        self._compression_memory = CompressionMemory(
+            Path(self.config.state_dir or default_state_dir()) / "compressed"
+        )
         self.engine = TransferEngine(
             self.transport,
             self.config.workers,
@@ -559,11 +570,20 @@ class RegistryClient:
 
     # -- push --------------------------------------------------------------------------------
 
-    def push_image(self, image: Image, repository: str, tags: Sequence[str]) -> list[PushResult]:
+    def push_image(
+        self,
+        image: Image,
+        repository: str,
+        tags: Sequence[str],
+        *,
+        compress: str | None = None,
+    ) -> list[PushResult]:
         """Push one image into ``repository`` under each of ``tags``.
 
         Every blob is confirmed by the registry before the manifest goes up, so a failure never
-        leaves a tag pointing at a half-pushed image.
+        leaves a tag pointing at a half-pushed image. ``compress`` (``"gzip"`` or ``"zstd"``)
+        compresses the layers stored uncompressed on the way; None keeps every layer byte for
+        byte (and the image's digest).
 
         Example:
             >>> with ImageArchive.open("app.tar") as archive:  # doctest: +SKIP
@@ -571,9 +591,22 @@ class RegistryClient:
         """
         for tag in tags:
             _check_repository(repository, tag)
-        blobs = tuple(self.engine.push_blobs(repository, image.blobs))
-        media_type = str(image.manifest_media_type)
-        manifest = image.manifest_bytes
+        algorithm = check_compression(compress)
+        if algorithm is None:
+            blobs = tuple(self.engine.push_blobs(repository, image.blobs))
+            media_type = str(image.manifest_media_type)
+            manifest = image.manifest_bytes
+        else:
+            layers = compressed_layers(image, algorithm, self._compression_memory)
+            blobs = tuple(self.engine.push_blobs(repository, [*layers, image.config]))
+            by_key = dict(
+                zip(dict.fromkeys(b.key for b in [*layers, image.config]), blobs, strict=True)
+            )
+            pushed = [BlobInfo(by_key[b.key].digest, by_key[b.key].size) for b in layers]
+            for layer, info in zip(layers, pushed, strict=True):
+                if isinstance(layer, CompressedBlob):
+                    self._compression_memory.remember(algorithm, layer.source.digest, info)
+            manifest, media_type = compressed_manifest(image, algorithm, layers, pushed)
         return [
             PushResult(
                 repository, tag, self.put_manifest(repository, tag, manifest, media_type), blobs
@@ -611,6 +644,7 @@ class RegistryClient:
         tag: str | None = None,
         *,
         image: str | None = None,
+        compress: str | None = None,
     ) -> PushResult:
         """Push an image archive under ``repository:tag``.
 
@@ -618,6 +652,7 @@ class RegistryClient:
         gives ``nginx`` and ``alpine``); the tag defaults to ``latest``. An archive of several
         images needs ``image`` (an archive tag, config digest or ``#N``) unless neither
         repository nor tag is given, in which case the archive's first tag chooses.
+        ``compress`` is as for :meth:`push_image`.
 
         Example:
             >>> client.push("app.tar", "team/app", "v1").digest  # doctest: +SKIP
@@ -625,10 +660,15 @@ class RegistryClient:
         """
         with ImageArchive.open(tar_path) as archive:
             target = target_for(archive, repository, tag, image)
-            return self.push_image(target.image, target.repository, target.tags)[0]
+            return self.push_image(target.image, target.repository, target.tags, compress=compress)[
+                0
+            ]
 
-    def push_all_tags(self, tar_path: str | os.PathLike[str]) -> list[PushResult]:
-        """Push every image of an archive under every one of its own tags.
+    def push_all_tags(
+        self, tar_path: str | os.PathLike[str], *, compress: str | None = None
+    ) -> list[PushResult]:
+        """Push every image of an archive under every one of its own tags (``compress`` as
+        for :meth:`push_image`).
 
         Blobs go up once, into the first repository; other repositories mount them. Results
         follow the archive's tag order.
@@ -641,6 +681,8 @@ class RegistryClient:
             results = {
                 (result.repository, result.tag): result
                 for target in targets_for_all_tags(archive)
-                for result in self.push_image(target.image, target.repository, target.tags)
+                for result in self.push_image(
+                    target.image, target.repository, target.tags, compress=compress
+                )
             }
             return [results[normalize_archive_tag(t)] for t in archive.tags]

@@ -24,7 +24,8 @@ class TransferEvent:
     Attributes:
         kind: ``plan``, ``start``, ``progress``, ``retry``, ``done`` or ``error``.
         repository: where the blob goes (push, copy) or comes from (pull).
-        digest: the blob's digest; empty for ``plan``.
+        digest: the blob's digest; empty for ``plan``. A layer compressed on the way is named
+            by its uncompressed digest, and counted in uncompressed bytes.
         size: the blob's size; for ``plan``, the total size of every blob.
         bytes_done: bytes of the blob the other side holds so far.
         action: for ``done``, what happened to the blob.

@@ -59,24 +59,26 @@ def push_archive(
     *,
     image: str | None = None,
     all_tags: bool = False,
+    compress: str | None = None,
 ) -> list[PushResult]:
     """Push an archive to ``target``: a reference (one image, one tag), or with ``all_tags`` a
     registry (every image of the archive under every tag it carries).
 
     A reference without a tag takes the tag of the image's first archive tag, as
-    :func:`push_docker_tar` does; ``latest`` when it has none.
+    :func:`push_docker_tar` does; ``latest`` when it has none. ``compress`` is as for
+    :meth:`RegistryClient.push_image`.
 
     Example:
         >>> push_archive("app.tar", "localhost:15000/team/app", RegistryClient)  # doctest: +SKIP
     """
     if all_tags:
         with _registry_client(target, connect) as client:
-            return client.push_all_tags(tar_path)
+            return client.push_all_tags(tar_path, compress=compress)
     ref, endpoint = resolve(target, default_tag=None)
     if ref.digest:
         raise ValidationError(f"invalid reference {target!r}: push to a tag, not a digest")
     with connect(endpoint) as client:
-        return [client.push(tar_path, ref.repository, ref.tag, image=image)]
+        return [client.push(tar_path, ref.repository, ref.tag, image=image, compress=compress)]
 
 
 def pull_images(

@@ -70,8 +70,8 @@ def with_query(location: str, **params: str) -> str:
 
 class _Segment:
     """The body of one PATCH: up to ``limit`` bytes of the blob, read a piece at a time as the
-    request sends them (memory holds one piece). With ``sized``, ``len()`` gives the length
-    for a Content-Length; without, requests sends it chunked, to the end of the source."""
+    request sends them (memory holds one piece). Without ``sized`` it ends where the source
+    does, sent chunked; with it (a :class:`_SizedSegment`) it is exactly ``limit`` bytes."""
 
     def __init__(self, upload: BlobUpload, first: bytes, limit: int, sized: bool) -> None:
         self._upload = upload
@@ -80,11 +80,6 @@ class _Segment:
         self._sized = sized
         self.sent = 0
         self.ended = False  # the source ended within this segment
-
-    def __len__(self) -> int:
-        if not self._sized:
-            raise TypeError("a segment of unknown length has no len()")
-        return self._limit
 
     def __iter__(self) -> Iterator[bytes]:
         data, piece = self._first, self._upload.piece
@@ -100,6 +95,13 @@ class _Segment:
         self.ended = True
         if self._sized:
             raise DigestMismatchError(f"{self._upload.what}: the source ended before the blob did")
+
+
+class _SizedSegment(_Segment):
+    """A segment of known length: requests sends it with a Content-Length."""
+
+    def __len__(self) -> int:
+        return self._limit
 
 
 def read_full(reader: BinaryIO, size: int) -> bytes:
@@ -169,6 +171,7 @@ class BlobUpload:
         self.offset = 0  # bytes of the blob the registry has confirmed
         self.sent = 0  # bytes the registry accepted from us in this run
         self._segment = 1  # chunks in the next streamed PATCH
+        self._found_size: int | None = None  # the size the registry gave for the blob
         self._ended = False  # the source ended, and the registry confirmed all of it
         self._entry: JournalEntry | None = None
         self._attempts: Attempts | None = None
@@ -207,7 +210,10 @@ class BlobUpload:
             what=f"checking blob {self.blob.digest} in {self.repository}",
             expect=(200, 404),
         )
-        return response.status_code == 200
+        length = response.headers.get("Content-Length", "")
+        found = response.status_code == 200
+        self._found_size = int(length) if found and length.isdigit() else None
+        return found
 
     def _fits_one_request(self) -> bool:
         """A blob of one chunk goes up with the commit, read into memory: when it is small."""
@@ -230,6 +236,8 @@ class BlobUpload:
                         self._where()
                     if self.location is None:
                         if self._start(mount_from):
+                            if self.blob.size is None:
+                                self.exists()  # the size of what was mounted
                             return self._finish("mounted")
                         mount_from = None
                     asking = checking = False
@@ -318,7 +326,7 @@ class BlobUpload:
             limit = len(first)
             body: _Segment | bytes = first
         else:
-            body = _Segment(self, first, limit, sized)
+            body = (_SizedSegment if sized else _Segment)(self, first, limit, sized)
         headers = dict(OCTET_STREAM)
         if sized:
             headers["Content-Range"] = f"{self.offset}-{self.offset + limit - 1}"
@@ -500,9 +508,15 @@ class BlobUpload:
         if self._entry is not None:
             self._entry.forget()
         self._emit("done", action)
+        size = self.blob.size
+        if size is None:
+            # Made on the way: committed here, its length; else found by a remembered digest,
+            # the size the registry gave.
+            size = self.offset if digest else self._found_size
         digest = digest or self.blob.digest
-        size = self.blob.size if self.blob.size is not None else self.offset
         assert digest is not None  # only a blob of known digest is found or mounted
+        if size is None:
+            raise RegistryError(f"{self.what}: the registry did not say the size of {digest}")
         return BlobResult(digest, size, action, self.sent)
 
     def _emit(self, kind: str, action: BlobAction | None = None, offset: int = -1) -> None:

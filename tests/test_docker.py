@@ -7,6 +7,7 @@ test registry. Images are a busybox binary in one layer, so docker can run what 
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +20,10 @@ from registryv2 import (
     push_docker_tar,
     push_docker_tar_with_all_original_tags,
 )
+from registryv2.manifest import DOCKER_LAYER_GZIP
 
 from .archives import SampleImage, write_docker25
-from .servers import DockerDaemon, RegistryServer, require
+from .servers import DockerDaemon, RegistryServer, require, skopeo
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +67,31 @@ def test_an_archive_docker_saved_is_pushed_and_docker_pulls_and_runs_it(
     ids = {docker.run("image", "inspect", "--format", "{{.Id}}", name).strip() for name in images}
     assert ids == {inspect_docker_tar(saved).id}
     assert docker.run("run", "--rm", ref, "/bin/busybox", "echo", "hello").strip() == "hello"
+
+
+def test_an_archive_pushed_gzipped_is_what_docker_pulls_and_runs(
+    docker: DockerDaemon, images: list[str], registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    source = f"rv2-test/{repo.replace('/', '-')}:gz"
+    images.append(source)
+    docker.run("load", "-i", str(write_docker25(tmp_path / "src.tar", [busybox_image([source])])))
+    saved = tmp_path / "saved.tar"
+    docker.run("save", "-o", str(saved), source)
+    digest = push_docker_tar(saved, registry.url, repo, "gz", compress="gzip")
+
+    ref = f"{registry.host}/{repo}:gz"
+    images.append(ref)
+    docker.run("pull", ref)
+    manifest = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}"))
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {DOCKER_LAYER_GZIP}
+    assert f"{registry.host}/{repo}@{digest}" in docker.run(
+        "image", "inspect", "--format", "{{json .RepoDigests}}", ref
+    )
+    # The image ID is the config's digest: unchanged by compressing the layers.
+    assert docker.run("image", "inspect", "--format", "{{.Id}}", ref).strip() == (
+        inspect_docker_tar(saved).id
+    )
+    assert docker.run("run", "--rm", ref, "/bin/busybox", "echo", "gz").strip() == "gz"
 
 
 def test_an_archive_we_pull_is_loaded_and_run_by_docker(

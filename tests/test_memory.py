@@ -25,9 +25,9 @@ PUSH_AND_MEASURE = textwrap.dedent(
     """
     import sys
     from registryv2 import RegistryClient
-    url, tar, repo, tag = sys.argv[1:]
+    url, tar, repo, tag, compress = sys.argv[1:]
     with RegistryClient(url) as client:
-        result = client.push(tar, repo, tag)
+        result = client.push(tar, repo, tag, compress=compress or None)
     report = {"digest": result.digest, "uploaded": result.bytes_uploaded}
     """
 )
@@ -58,9 +58,13 @@ def measure(script: str, *args: str) -> dict[str, Any]:
     return report
 
 
-@pytest.mark.parametrize("compressed", [False, True], ids=["tar", "tar.gz"])
+@pytest.mark.parametrize(
+    ("compressed", "compress"),
+    [(False, ""), (True, ""), (False, "gzip"), (False, "zstd")],
+    ids=["tar", "tar.gz", "tar-compressed-to-gzip", "tar-compressed-to-zstd"],
+)
 def test_pushing_300_mb_stays_under_100_mb_rss(
-    registry: RegistryServer, tmp_path: Path, compressed: bool
+    registry: RegistryServer, tmp_path: Path, compressed: bool, compress: str
 ) -> None:
     sizes = [120 * MiB, 100 * MiB, 80 * MiB]
     tar = write_big_legacy(tmp_path / "big.tar", "big/app:v1", sizes)
@@ -69,8 +73,8 @@ def test_pushing_300_mb_stays_under_100_mb_rss(
         subprocess.run(["gzip", "-1", str(tar)], check=True)
         tar = tar.with_suffix(".tar.gz")
     assert tar.stat().st_size > 300 * MiB
-    repo = f"big/{'gz' if compressed else 'plain'}"
-    report = measure(PUSH_AND_MEASURE, registry.url, str(tar), repo, "v1")
+    repo = f"big/{'gz' if compressed else 'plain'}{compress}"
+    report = measure(PUSH_AND_MEASURE, registry.url, str(tar), repo, "v1", compress)
     assert report["uploaded"] > 300 * MiB
     assert report["peak_rss_kib"] * 1024 < 100 * MiB, report
     # And what went up is a whole, pullable image.
@@ -109,7 +113,7 @@ def test_a_registry_demanding_huge_chunks_gets_them_streamed(
     tar = write_big_legacy(tmp_path / "one.tar", "big/app:v1", [150 * MiB])
     with FaultyProxy(registry.host) as proxy:
         proxy.add_headers["POST"] = {"OCI-Chunk-Min-Length": str(10**12)}
-        report = measure(PUSH_AND_MEASURE, proxy.url, str(tar), "big/chunky", "v1")
+        report = measure(PUSH_AND_MEASURE, proxy.url, str(tar), "big/chunky", "v1", "")
         patches = proxy.seen("PATCH")
     assert report["uploaded"] > 150 * MiB
     assert report["peak_rss_kib"] * 1024 < 100 * MiB, report

@@ -44,6 +44,12 @@ def _pushed(results: list[PushResult], where: str) -> dict[str, Any]:
     "blob in requests that grow while the link holds.",
 )
 @click.option(
+    "--compress",
+    type=click.Choice(["gzip", "zstd"]),
+    help="Compress the layers stored uncompressed on the way (gzip: what docker push sends; "
+    "zstd: in an OCI manifest). By default layers go byte for byte.",
+)
+@click.option(
     "--no-resume",
     is_flag=True,
     help="Cancel unfinished uploads on failure instead of keeping them for the next run.",
@@ -54,6 +60,7 @@ def push(
     all_tags: bool,
     image: str | None,
     chunk_size: int | None,
+    compress: str | None,
     no_resume: bool,
 ) -> None:
     """Push the image archive TAR to REF (registry/repository[:tag]).
@@ -66,11 +73,14 @@ def push(
     Examples:
       registryv2 push app.tar localhost:15000/team/app:v1
       registryv2 push --all-tags bundle.tar mirror.internal:5000
+      registryv2 push --compress gzip app.tar registry.example.com/team/app:v1
     """
     s = session()
     s.show_progress("Pushing")
     connect = s.connector(chunk_size=chunk_size, resume=not no_resume)
-    results = operations.push_archive(tar_path, target, connect, image=image, all_tags=all_tags)
+    results = operations.push_archive(
+        tar_path, target, connect, image=image, all_tags=all_tags, compress=compress
+    )
     where = target.rstrip("/") if all_tags else operations.resolve(target)[0].registry
     lines = [f"{where}/{r.repository}:{r.tag}@{r.digest}" for r in results]
     s.result(_pushed(results, str(where)), lines, [r.digest for r in results])
