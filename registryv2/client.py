@@ -323,8 +323,11 @@ class RegistryClient:
             raise DigestMismatchError(f"{what}: the registry sent bytes with digest {received}")
         return raw
 
-    def open_blob(self, repository: str, info: BlobInfo) -> BinaryIO:
-        """Stream a blob's bytes; a broken connection is resumed with a ``Range`` request.
+    def open_blob(
+        self, repository: str, info: BlobInfo, start: int = 0, end: int | None = None
+    ) -> BinaryIO:
+        """Stream a blob's bytes (``start`` to ``end - 1`` when given); a broken connection is
+        resumed with a ``Range`` request.
 
         The digest is not checked here: the reader of the stream hashes it (the engine does).
 
@@ -332,7 +335,13 @@ class RegistryClient:
             >>> with client.open_blob("team/app", manifest.layers[0]) as f:  # doctest: +SKIP
             ...     head = f.read(2)
         """
-        return BlobReader(self.transport, repository, info)  # type: ignore[return-value]
+        reader = BlobReader(self.transport, repository, info, start, end)
+        return reader  # type: ignore[return-value]
+
+    def _blob(self, repository: str, info: BlobInfo) -> Blob:
+        """A blob of ``repository`` to read whole, or by ranges at once."""
+        opener = functools.partial(self.open_blob, repository, info)
+        return Blob(info, opener, opener)
 
     def _image_manifest(
         self, repository: str, reference: str, platform: str | Platform | None
@@ -393,10 +402,7 @@ class RegistryClient:
         config = self.get_blob_bytes(repository, manifest.config)
         image = Image(
             config=Blob(manifest.config, functools.partial(io.BytesIO, config)),
-            layers=tuple(
-                Blob(info, functools.partial(self.open_blob, repository, info))
-                for info in manifest.layers
-            ),
+            layers=tuple(self._blob(repository, info) for info in manifest.layers),
             tags=() if is_digest(reference) else (f"{self.transport.registry}/{name}",),
             manifest=manifest.raw,
             manifest_media_type=manifest.media_type,

@@ -32,16 +32,28 @@ _BROKEN = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, O
 class BlobReader(BlobStream):
     """Read ``info.size`` bytes of a blob from a registry, resuming where a connection broke.
 
+    With ``start`` and ``end``, it reads bytes ``start`` to ``end - 1`` of the blob (asking
+    for just those), for one of several ranges fetched at once.
+
     Example:
         >>> with BlobReader(client.transport, "team/app", layer) as reader:  # doctest: +SKIP
         ...     head = reader.read(512)
     """
 
-    def __init__(self, transport: Transport, repository: str, info: BlobInfo) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        repository: str,
+        info: BlobInfo,
+        start: int = 0,
+        end: int | None = None,
+    ) -> None:
         super().__init__(info.size)
         self.transport = transport
         self.repository = repository
         self.info = info
+        self._pos = start
+        self._end = info.size if end is None else min(end, info.size)  # reads stop here
         self._what = f"blob {info.digest} of {repository}"
         self._response: requests.Response | None = None
         self._attempts = transport.retry.begin(self._what)
@@ -66,7 +78,7 @@ class BlobReader(BlobStream):
         Fewer bytes come back when the connection broke after some arrived: those are kept,
         and the next read continues from there.
         """
-        left = self.info.size - self._pos
+        left = self._end - self._pos
         want = left if size is None or size < 0 else min(size, left)
         parts: list[bytes] = []
         got = 0
@@ -110,7 +122,8 @@ class BlobReader(BlobStream):
         return self._response.raw
 
     def _open(self) -> requests.Response:
-        headers = {"Range": f"bytes={self._pos}-"} if self._pos else None
+        last = "" if self._end == self.info.size else str(self._end - 1)
+        headers = {"Range": f"bytes={self._pos}-{last}"} if self._pos or last else None
         response = self.transport.request(
             "GET",
             blob_url_path(self.repository, self.info.digest),

@@ -11,16 +11,17 @@ resumed, is the upload's and the reader's business.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
 
 from .events import ProgressCallback, TransferEvent
-from .exceptions import CancelledError
+from .exceptions import CancelledError, DigestMismatchError
 from .image import Blob, Uploadable
 from .journal import UploadJournal
 from .models import DEFAULT_CHUNK_SIZE, BlobResult
@@ -31,6 +32,41 @@ from .upload import BlobUpload
 _B = TypeVar("_B", bound=Uploadable)
 
 _COPY_BUFFER = 1024 * 1024
+# A blob is fetched as several ranges at once when each can be at least this long.
+_MIN_RANGE = 16 * 1024 * 1024
+
+
+@runtime_checkable
+class RangedTarget(Protocol):
+    """A download target that takes bytes at any position (an archive slot)."""
+
+    def write_at(self, data: bytes, position: int) -> int:
+        """Write ``data`` at ``position`` of the blob."""
+
+    def read_at(self, size: int, position: int) -> bytes:
+        """Read back up to ``size`` bytes from ``position`` of the blob."""
+
+
+class _Progress:
+    """Bytes of one blob moved so far, by however many threads; reported on each change."""
+
+    def __init__(self, report: Callable[[int], None]) -> None:
+        self._report = report
+        self._lock = threading.Lock()
+        self.done = 0
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.done += n
+            done = self.done
+        self._report(done)
+
+
+def _sequential(target: BinaryIO) -> Callable[[bytes, int], object]:
+    """Write to a target that takes its bytes in order (the position is implied)."""
+    return lambda data, position: target.write(data)
+
+
 # Seconds an interrupted transfer lets requests in flight finish, then waits for its workers
 # once their connections are broken: an interrupt takes effect within two seconds.
 _GRACE = 1.0
@@ -67,15 +103,17 @@ class TransferEngine:
         self._uploading: dict[str, threading.Lock] = {}  # digest -> held while it uploads
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._range_pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
         """Stop the worker threads."""
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            # No job of ours is left running, but for a straggler after an interrupt: never
-            # wait for that one.
-            pool.shutdown(wait=False, cancel_futures=True)
+            pools, self._pool, self._range_pool = (self._pool, self._range_pool), None, None
+        for pool in pools:
+            if pool is not None:
+                # No job of ours is left running, but for a straggler after an interrupt:
+                # never wait for that one.
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -233,15 +271,105 @@ class TransferEngine:
     ) -> BlobResult:
         self._emit(TransferEvent("start", source, blob.digest, blob.size, 0))
         hasher = hashlib.sha256()
-        done = 0
-        with blob.open() as reader, open_target(blob) as target:
-            while data := reader.read(min(_COPY_BUFFER, blob.size - done)):
-                if cancel.is_set():
-                    raise CancelledError(f"downloading {blob.digest}")
-                hasher.update(data)
-                target.write(data)
-                done += len(data)
-                self._emit(TransferEvent("progress", source, blob.digest, blob.size, done))
+        with open_target(blob) as target:
+            ranges = self._ranges(blob, target)
+            progress = _Progress(
+                lambda done: self._emit(
+                    TransferEvent("progress", source, blob.digest, blob.size, done)
+                )
+            )
+            if len(ranges) == 1:
+                with blob.open() as reader:
+                    write = _sequential(target)
+                    self._copy(blob, reader, write, 0, blob.size, cancel.is_set, progress, hasher)
+            else:
+                assert isinstance(target, RangedTarget)
+                self._download_ranges(blob, target, ranges, cancel, progress, hasher)
+            done = progress.done
         blob.verify(done, hasher.hexdigest())
         self._emit(TransferEvent("done", source, blob.digest, blob.size, done, "downloaded"))
         return BlobResult(blob.digest, blob.size, "downloaded", done)
+
+    def _ranges(self, blob: Blob, target: BinaryIO) -> list[tuple[int, int]]:
+        """Byte ranges to fetch at once: one for a small blob or a source without ranges."""
+        if blob.range_opener is None or not isinstance(target, RangedTarget):
+            return [(0, blob.size)]
+        parts = min(self.workers, blob.size // _MIN_RANGE)
+        if parts < 2:
+            return [(0, blob.size)]
+        step = -(-blob.size // parts)
+        return [(start, min(start + step, blob.size)) for start in range(0, blob.size, step)]
+
+    def _download_ranges(
+        self,
+        blob: Blob,
+        target: RangedTarget,
+        ranges: list[tuple[int, int]],
+        cancel: threading.Event,
+        progress: _Progress,
+        hasher: hashlib._Hash,
+    ) -> None:
+        """Fetch the first range here, hashing it as it comes, the others on the range pool
+        into their places; then hash those back from the target, in order: one sha256."""
+        assert blob.range_opener is not None
+        opener = blob.range_opener
+        stop = threading.Event()  # set when this blob fails: its other ranges stop
+
+        def stopped() -> bool:
+            return stop.is_set() or cancel.is_set()
+
+        def fetch(start: int, end: int) -> None:
+            with opener(start, end) as reader:
+                self._copy(blob, reader, target.write_at, start, end, stopped, progress, None)
+
+        pool = self._range_executor()
+        futures = [
+            pool.submit(contextvars.copy_context().run, fetch, start, end)
+            for start, end in ranges[1:]
+        ]
+        try:
+            start, end = ranges[0]
+            with opener(start, end) as reader:
+                self._copy(blob, reader, target.write_at, start, end, stopped, progress, hasher)
+            for (start, end), future in zip(ranges[1:], futures, strict=True):
+                future.result()
+                position = start
+                while position < end:
+                    data = target.read_at(min(_COPY_BUFFER, end - position), position)
+                    if not data:
+                        raise DigestMismatchError(f"blob {blob.digest}: range {start}-{end} short")
+                    hasher.update(data)
+                    position += len(data)
+        finally:
+            stop.set()
+            wait(futures)
+
+    def _range_executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._range_pool is None:
+                self._range_pool = ThreadPoolExecutor(
+                    self.workers, thread_name_prefix="registryv2-range"
+                )
+            return self._range_pool
+
+    @staticmethod
+    def _copy(
+        blob: Blob,
+        reader: BinaryIO,
+        write: Callable[[bytes, int], object],
+        start: int,
+        end: int,
+        stopped: Callable[[], bool],
+        progress: _Progress,
+        hasher: hashlib._Hash | None,
+    ) -> None:
+        """Copy bytes ``start`` to ``end`` of ``blob`` from ``reader`` to ``write``."""
+        position = start
+        while data := reader.read(min(_COPY_BUFFER, end - position)):
+            if stopped():
+                raise CancelledError(f"downloading {blob.digest}")
+            if hasher is not None:
+                hasher.update(data)
+            write(data, position)
+            position += len(data)
+            progress.add(len(data))

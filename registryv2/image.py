@@ -62,6 +62,10 @@ class Blob:
 
     info: BlobInfo
     opener: Callable[[], BinaryIO] = field(repr=False, compare=False)
+    # Opens bytes [start, end) alone, where the source can (a registry): for ranged downloads.
+    range_opener: Callable[[int, int], BinaryIO] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def digest(self) -> str:

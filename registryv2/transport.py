@@ -225,7 +225,7 @@ class Transport:
                 f"registry URL {config.url!r}: plain http to a remote host needs insecure=True"
             )
         self._lock = threading.Lock()
-        pool_size = config.workers + 4
+        pool_size = 2 * config.workers + 4  # blob jobs, the ranges of large blobs, probes
         self.session = requests.Session()
         self._in_use = _Connections()
         adapter = _TrackingAdapter(self._in_use, pool_connections=2, pool_maxsize=pool_size)

@@ -70,6 +70,12 @@ class _File:
             except OSError as e:
                 raise ArchiveWriteError(f"{self.path}: cannot write ({e.strerror})") from None
 
+    def pread(self, size: int, offset: int) -> bytes:
+        with self.lock:
+            if self.fd < 0:
+                raise CancelledError(f"{self.path}: already abandoned")
+            return os.pread(self.fd, size, offset)
+
     def close(self) -> None:
         with self.lock:
             if self.fd >= 0:
@@ -78,7 +84,8 @@ class _File:
 
 
 class _Slot(io.RawIOBase):
-    """Where one blob's bytes go: ``size`` bytes at ``offset`` of the archive, written in order."""
+    """Where one blob's bytes go: ``size`` bytes at ``offset`` of the archive, written in order
+    (:meth:`write`) or by ranges at their positions (:meth:`write_at`)."""
 
     def __init__(self, file: _File, offset: int, source: str, blob: Blob) -> None:
         super().__init__()
@@ -86,20 +93,34 @@ class _Slot(io.RawIOBase):
         self._offset = offset
         self.source = source
         self.blob = blob
-        self.written = 0
+        self.written = 0  # bytes written in all, wherever
+        self._next = 0  # where write() goes on
+        self._lock = threading.Lock()
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
+        n = self.write_at(data, self._next)
+        self._next += n
+        return n
+
+    def write_at(self, data: Any, position: int) -> int:
+        """Write ``data`` at ``position`` of the blob (ranges fetched at once land apart)."""
         view = memoryview(data).cast("B")
-        if self.written + len(view) > self.blob.size:
+        if position + len(view) > self.blob.size:
             raise RegistryV2Error(f"blob {self.blob.digest}: more than {self.blob.size} bytes")
         while view:
-            n = self._file.pwrite(view, self._offset + self.written)
-            self.written += n
+            n = self._file.pwrite(view, self._offset + position)
+            position += n
             view = view[n:]
+            with self._lock:
+                self.written += n
         return len(data)
+
+    def read_at(self, size: int, position: int) -> bytes:
+        """Read back up to ``size`` bytes written at ``position`` of the blob."""
+        return self._file.pread(min(size, self.blob.size - position), self._offset + position)
 
 
 @dataclass
@@ -170,7 +191,7 @@ class ArchiveWriter:
             raise ValidationError(f"output {target!r}: no image to write")
         temp = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(4)}.part")
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError as e:
             raise ArchiveWriteError(
                 f"{target}: cannot write in {directory} ({e.strerror})"
