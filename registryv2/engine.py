@@ -32,6 +32,8 @@ from .upload import BlobUpload
 _B = TypeVar("_B", bound=Uploadable)
 
 _COPY_BUFFER = 1024 * 1024
+# Blobs of one chunk or less run up to this many times ``workers`` at once.
+_SMALL_WIDTH = 4
 # A blob is fetched as several ranges at once when each can be at least this long.
 _MIN_RANGE = 16 * 1024 * 1024
 
@@ -104,6 +106,7 @@ class TransferEngine:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._range_pool: ThreadPoolExecutor | None = None
+        self._large = threading.Semaphore(workers)  # places for blobs larger than a chunk
 
     def close(self) -> None:
         """Stop the worker threads."""
@@ -118,7 +121,11 @@ class TransferEngine:
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="registryv2")
+                # Small blobs are mostly round trips: they run wider than the large ones,
+                # which hold a place of ``_large`` each.
+                self._pool = ThreadPoolExecutor(
+                    self.workers * _SMALL_WIDTH, thread_name_prefix="registryv2"
+                )
             return self._pool
 
     def remember(self, digest: str, repository: str) -> None:
@@ -165,7 +172,7 @@ class TransferEngine:
                 )
 
             try:
-                with retry_scope(cancel, on_retry):
+                with retry_scope(cancel, on_retry), self._place(blob, cancel):
                     return job(blob, cancel)
             except BaseException as e:
                 if not isinstance(e, CancelledError):
@@ -195,6 +202,20 @@ class TransferEngine:
         if first_error:
             raise first_error[0]
         return [f.result() for f in futures]
+
+    @contextmanager
+    def _place(self, blob: Uploadable, cancel: threading.Event) -> Iterator[None]:
+        """Hold one of ``workers`` places while a large blob moves; a small one needs none."""
+        if blob.total <= self.chunk_size:
+            yield
+            return
+        while not self._large.acquire(timeout=0.1):
+            if cancel.is_set():
+                raise CancelledError(f"waiting to move {blob.label}")
+        try:
+            yield
+        finally:
+            self._large.release()
 
     def push_blobs(self, repository: str, blobs: Sequence[Uploadable]) -> list[BlobResult]:
         """Make sure the registry holds every blob in ``repository``.

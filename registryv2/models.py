@@ -41,7 +41,8 @@ class RegistryConfig:
         password: password or token; never shown by ``repr()``.
         ca_bundle: a PEM file of certificate authorities to trust for this registry.
         insecure: allow plain http and skip certificate verification.
-        workers: blobs moved in parallel.
+        workers: large blobs moved in parallel (and ranges fetched at once of one large blob);
+            blobs of one chunk or less, mostly round trips, run up to four times as wide.
         chunk_size: None (the default) streams each blob in requests that grow while the link
             holds, read and hashed 5 MiB at a time; a number sends one request per chunk of
             that many bytes (the registry's ``OCI-Chunk-Min-Length`` raises it when larger).

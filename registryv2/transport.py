@@ -225,7 +225,8 @@ class Transport:
                 f"registry URL {config.url!r}: plain http to a remote host needs insecure=True"
             )
         self._lock = threading.Lock()
-        pool_size = 2 * config.workers + 4  # blob jobs, the ranges of large blobs, probes
+        # Small blobs at 4 x workers at once, or large ones with their ranges; and probes.
+        pool_size = 4 * config.workers + 4
         self.session = requests.Session()
         self._in_use = _Connections()
         adapter = _TrackingAdapter(self._in_use, pool_connections=2, pool_maxsize=pool_size)

@@ -6,6 +6,8 @@ import io
 import json
 import os
 import tarfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,9 @@ from registryv2 import (
     push_docker_tar_with_all_original_tags,
     push_docker_tar_with_original_tags,
 )
+from registryv2.events import TransferEvent
+from tests.archives import write_big_legacy
+from tests.proxies import FaultyProxy
 
 from .archives import (
     SampleImage,
@@ -368,3 +373,33 @@ def test_the_image_chosen_in_an_archive_of_two_sharing_a_config_is_the_one_pushe
     for choice, raw in [("#0", raws[0]), ("#1", raws[1])]:
         digest = push_docker_tar(path, registry.url, repo, choice[1:], image=choice)
         assert digest == sha256(raw)
+
+
+def widest_push(registry: RegistryServer, tar: Path, repo: str) -> int:
+    """Push through a link with latency, two workers; the most blobs moving at once."""
+    lock, in_flight, widest = threading.Lock(), [0], [0]
+
+    def count(event: TransferEvent) -> None:
+        with lock:
+            if event.kind == "start":
+                in_flight[0] += 1
+                widest[0] = max(widest[0], in_flight[0])
+            elif event.kind in ("done", "error"):
+                in_flight[0] -= 1
+
+    with FaultyProxy(registry.host) as proxy:
+        proxy.before_forward = lambda seen: time.sleep(0.05)
+        with RegistryClient(proxy.url, workers=2, progress=count) as client:
+            client.push(tar, repo, "v1")
+    return widest[0]
+
+
+def test_small_blobs_run_wider_than_the_workers_large_ones_do_not(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    """Many small layers are round trips: they run up to four times the workers at once."""
+    small = write_legacy(tmp_path / "small.tar", [simple_image(n_layers=16)])
+    large = write_big_legacy(tmp_path / "large.tar", "big:v1", [6 * 1024 * 1024] * 6)
+    assert widest_push(registry, small, f"{repo}-small") > 2
+    # Six large layers two at a time (and, beside them, the small config).
+    assert widest_push(registry, large, f"{repo}-large") <= 2 + 1
