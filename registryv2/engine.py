@@ -15,6 +15,7 @@ import contextvars
 import functools
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -34,7 +35,10 @@ _B = TypeVar("_B", bound=Uploadable)
 _COPY_BUFFER = 1024 * 1024
 # Blobs of one chunk or less run up to this many times ``workers`` at once.
 _SMALL_WIDTH = 4
-# A blob is fetched as several ranges at once when each can be at least this long.
+# A blob's download starts on one connection; after this many bytes, a connection slower than
+# _FAST_CONNECTION bytes/s has the rest split into ranges of at least _MIN_RANGE fetched at once.
+_PROBE = 8 * 1024 * 1024
+_FAST_CONNECTION = 100_000_000
 _MIN_RANGE = 16 * 1024 * 1024
 
 
@@ -292,46 +296,47 @@ class TransferEngine:
     ) -> BlobResult:
         self._emit(TransferEvent("start", source, blob.digest, blob.size, 0))
         hasher = hashlib.sha256()
-        with open_target(blob) as target:
-            ranges = self._ranges(blob, target)
-            progress = _Progress(
-                lambda done: self._emit(
-                    TransferEvent("progress", source, blob.digest, blob.size, done)
-                )
-            )
-            if len(ranges) == 1:
-                with blob.open() as reader:
-                    write = _sequential(target)
-                    self._copy(blob, reader, write, 0, blob.size, cancel.is_set, progress, hasher)
+        progress = _Progress(
+            lambda done: self._emit(TransferEvent("progress", source, blob.digest, blob.size, done))
+        )
+        with open_target(blob) as target, blob.open() as reader:
+            if blob.range_opener is None or not isinstance(target, RangedTarget):
+                write = _sequential(target)
+                self._copy(blob, reader, write, 0, blob.size, cancel.is_set, progress, hasher)
             else:
-                assert isinstance(target, RangedTarget)
-                self._download_ranges(blob, target, ranges, cancel, progress, hasher)
+                self._download_adaptive(blob, reader, target, cancel, progress, hasher)
             done = progress.done
         blob.verify(done, hasher.hexdigest())
         self._emit(TransferEvent("done", source, blob.digest, blob.size, done, "downloaded"))
         return BlobResult(blob.digest, blob.size, "downloaded", done)
 
-    def _ranges(self, blob: Blob, target: BinaryIO) -> list[tuple[int, int]]:
-        """Byte ranges to fetch at once: one for a small blob or a source without ranges."""
-        if blob.range_opener is None or not isinstance(target, RangedTarget):
-            return [(0, blob.size)]
-        parts = min(self.workers, blob.size // _MIN_RANGE)
-        if parts < 2:
-            return [(0, blob.size)]
-        step = -(-blob.size // parts)
-        return [(start, min(start + step, blob.size)) for start in range(0, blob.size, step)]
-
-    def _download_ranges(
+    def _download_adaptive(
         self,
         blob: Blob,
+        reader: BinaryIO,
         target: RangedTarget,
-        ranges: list[tuple[int, int]],
         cancel: threading.Event,
         progress: _Progress,
         hasher: hashlib._Hash,
     ) -> None:
-        """Fetch the first range here, hashing it as it comes, the others on the range pool
-        into their places; then hash those back from the target, in order: one sha256."""
+        """One connection first; when it proves slow (a per-connection limit, as object
+        storage has) and enough is left, the rest is split into ranges fetched at once.
+
+        The first connection's part is hashed as it comes; the other ranges land in their
+        places and are hashed back from the target in order: one sha256 over the whole.
+        """
+        started = time.monotonic()
+        probe = min(_PROBE, blob.size)
+        self._copy(blob, reader, target.write_at, 0, probe, cancel.is_set, progress, hasher)
+        rate = probe / max(time.monotonic() - started, 1e-6)
+        parts = min(self.workers, (blob.size - probe) // _MIN_RANGE)
+        if rate >= _FAST_CONNECTION or parts < 2:
+            self._copy(
+                blob, reader, target.write_at, probe, blob.size, cancel.is_set, progress, hasher
+            )
+            return
+        step = -(-(blob.size - probe) // parts)
+        ranges = [(start, min(start + step, blob.size)) for start in range(probe, blob.size, step)]
         assert blob.range_opener is not None
         opener = blob.range_opener
         stop = threading.Event()  # set when this blob fails: its other ranges stop
@@ -340,8 +345,8 @@ class TransferEngine:
             return stop.is_set() or cancel.is_set()
 
         def fetch(start: int, end: int) -> None:
-            with opener(start, end) as reader:
-                self._copy(blob, reader, target.write_at, start, end, stopped, progress, None)
+            with opener(start, end) as part:
+                self._copy(blob, part, target.write_at, start, end, stopped, progress, None)
 
         pool = self._range_executor()
         futures = [
@@ -349,9 +354,8 @@ class TransferEngine:
             for start, end in ranges[1:]
         ]
         try:
-            start, end = ranges[0]
-            with opener(start, end) as reader:
-                self._copy(blob, reader, target.write_at, start, end, stopped, progress, hasher)
+            # This connection goes on with the first range, then is dropped.
+            self._copy(blob, reader, target.write_at, *ranges[0], stopped, progress, hasher)
             for (start, end), future in zip(ranges[1:], futures, strict=True):
                 future.result()
                 position = start
