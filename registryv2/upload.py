@@ -49,7 +49,9 @@ _SKIP_BUFFER = 1024 * 1024
 _MAX_PUT_BODY = 16 * 1024 * 1024
 # Bytes read (and held) at a time when a request streams the source.
 _MAX_PIECE = 1024 * 1024
-# A streamed request grows from one chunk, doubling while the link holds, up to this many.
+# A streamed request starts at this many chunks (what an interruption may lose early on),
+# doubling while the link holds, up to the max; after a failure it starts again from one.
+_FIRST_SEGMENT_CHUNKS = 1
 _MAX_SEGMENT_CHUNKS = 64
 # Answers to a PATCH of several chunks that say the registry wants them one per request.
 _NO_STREAMING = (400, 411, 413, 416)
@@ -121,10 +123,10 @@ class BlobUpload:
     """One blob going into one repository, from the HEAD that may find it there to the commit.
 
     The bytes go in segments: a PATCH streams one chunk, the next two, then four, doubling up
-    to whole remainder while the registry keeps taking them (a round trip per segment, not per
-    chunk; a reset loses at most the segment in flight). Without ``streaming``, or for a
-    registry that rejects a long PATCH or asks for a minimum length, it sends one chunk per
-    PATCH. A blob of one chunk goes up with the commit, in one PUT.
+    to 64 while the registry keeps taking them (a round trip per segment, not per chunk; a
+    reset loses at most the segment in flight, and the segments grow again from one chunk). Without
+    ``streaming``, or for a registry that rejects a long PATCH or asks for a minimum length, it
+    sends one chunk per PATCH. A blob of one chunk goes up with the commit, in one PUT.
 
     Args:
         transport: the registry's transport.
@@ -170,7 +172,7 @@ class BlobUpload:
         self.location: str | None = None  # where the registry takes the next bytes
         self.offset = 0  # bytes of the blob the registry has confirmed
         self.sent = 0  # bytes the registry accepted from us in this run
-        self._segment = 1  # chunks in the next streamed PATCH
+        self._segment = _FIRST_SEGMENT_CHUNKS  # chunks in the next streamed PATCH
         self._found_size: int | None = None  # the size the registry gave for the blob
         self._ended = False  # the source ended, and the registry confirmed all of it
         self._entry: JournalEntry | None = None

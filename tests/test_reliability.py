@@ -112,8 +112,9 @@ def test_a_push_through_every_fault_resumes_instead_of_restarting(
     assert sum("HTTP 429" in r for r in reasons) == 1
     broken = [r for r in reasons if "connection to" in r and "broke" in r]
     assert len(broken) >= 2, "the proxy should have broken several uploads"
-    # Resumed from where the registry stood: only the broken halves were sent twice.
-    assert size < proxy.uploaded < 1.2 * size
+    # Resumed from where the registry stood: only the broken halves of segments (at most 8
+    # chunks each here) were sent twice; starting over would send whole layers again.
+    assert size < proxy.uploaded < 1.4 * size
     # Each break was followed by a question (GET on the upload), never a blind repeat.
     assert len(proxy.seen("GET", "/blobs/uploads/")) >= len(broken)
     pulled = skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")
