@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -47,7 +46,7 @@ from bench.links import (
 )
 from registryv2 import BlobInfo, RegistryClient
 from registryv2.manifest import DOCKER_LAYER, DOCKER_MANIFEST, build_manifest
-from tests.archives import file_digest
+from tests.archives import file_digest, sha256
 from tests.servers import RegistryServer
 
 REPO = "bench/app"
@@ -100,7 +99,7 @@ def build_archive(path: Path, layer_sizes: list[int], files: Iterator[Path]) -> 
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
         }
     ).encode()
-    config_name = file_digest_bytes(config)[7:] + ".json"
+    config_name = sha256(config)[7:] + ".json"
     with tarfile.open(path, "w") as tar:
         names = []
         for digest, layer in zip(diff_ids, layers, strict=True):
@@ -111,10 +110,6 @@ def build_archive(path: Path, layer_sizes: list[int], files: Iterator[Path]) -> 
         _add(tar, "manifest.json", json.dumps(manifest).encode())
     shutil.rmtree(work)
     return path
-
-
-def file_digest_bytes(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -24,12 +24,12 @@ import logging
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
 from .exceptions import ValidationError
-from .image import Blob, Image
+from .image import Blob, Image, read_full
 from .manifest import (
     DOCKER_FOREIGN_LAYER_GZIP,
     DOCKER_LAYER_GZIP,
@@ -121,7 +121,7 @@ class CompressingReader(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while len(self._out) < len(buffer) and not self._done:
-            data = self._read_piece()
+            data = read_full(self._source, _PIECE)
             if data:
                 self.consumed += len(data)
                 self._out += self._encoder.compress(data)
@@ -132,17 +132,6 @@ class CompressingReader(io.RawIOBase):
         buffer[:n] = self._out[:n]
         del self._out[:n]
         return n
-
-    def _read_piece(self) -> bytes:
-        parts: list[bytes] = []
-        left = _PIECE
-        while left:
-            data = self._source.read(left)
-            if not data:
-                break
-            parts.append(data)
-            left -= len(data)
-        return b"".join(parts)
 
     def close(self) -> None:
         self._source.close()
@@ -200,13 +189,13 @@ class CompressedBlob:
         return "sha256:" + hexdigest
 
 
-@dataclass
 class CompressionMemory:
     """What each uncompressed layer compressed to, kept in ``directory`` (one small file per
     layer and encoder), so that pushing it again sends nothing."""
 
-    directory: Path | None
-    _warned: list[bool] = field(default_factory=list)
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self._warned = False
 
     def _path(self, algorithm: Compression, digest: str) -> Path | None:
         if self.directory is None:
@@ -235,7 +224,7 @@ class CompressionMemory:
             os.replace(f.name, path)
         except OSError as e:
             if not self._warned:
-                self._warned.append(True)
+                self._warned = True
                 logger.warning("cannot remember compressed digests in %s (%s)", path.parent, e)
 
 

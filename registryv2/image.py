@@ -16,6 +16,24 @@ from .manifest import MAX_CONFIG_SIZE, build_manifest, load_json, sha256_digest
 from .models import BlobInfo, ImageInspect
 
 
+def read_full(reader: BinaryIO, size: int) -> bytes:
+    """Read exactly ``size`` bytes, or fewer only at the end of ``reader``.
+
+    Example:
+        >>> read_full(io.BytesIO(b"abc"), 2)
+        b'ab'
+    """
+    parts: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        data = reader.read(remaining)
+        if not data:
+            break
+        parts.append(data)
+        remaining -= len(data)
+    return b"".join(parts)
+
+
 class BlobStream(io.RawIOBase):
     """A read-only stream of ``size`` bytes that can seek: what :meth:`Blob.open` gives.
 

@@ -37,7 +37,7 @@ from .exceptions import (
     NotFoundError,
     RegistryError,
 )
-from .image import Uploadable
+from .image import Uploadable, read_full
 from .journal import JournalEntry, UploadJournal
 from .models import BlobResult
 from .retry import Attempts
@@ -72,14 +72,15 @@ def with_query(location: str, **params: str) -> str:
 
 class _Segment:
     """The body of one PATCH: up to ``limit`` bytes of the blob, read a piece at a time as the
-    request sends them (memory holds one piece). Without ``sized`` it ends where the source
-    does, sent chunked; with it (a :class:`_SizedSegment`) it is exactly ``limit`` bytes."""
+    request sends them (memory holds one piece). It ends where the source does, sent chunked; a
+    :class:`_SizedSegment` is exactly ``limit`` bytes."""
 
-    def __init__(self, upload: BlobUpload, first: bytes, limit: int, sized: bool) -> None:
+    _sized = False
+
+    def __init__(self, upload: BlobUpload, first: bytes, limit: int) -> None:
         self._upload = upload
         self._first = first
         self._limit = limit
-        self._sized = sized
         self.sent = 0
         self.ended = False  # the source ended within this segment
 
@@ -102,21 +103,10 @@ class _Segment:
 class _SizedSegment(_Segment):
     """A segment of known length: requests sends it with a Content-Length."""
 
+    _sized = True
+
     def __len__(self) -> int:
         return self._limit
-
-
-def read_full(reader: BinaryIO, size: int) -> bytes:
-    """Read exactly ``size`` bytes, or fewer only at the end of ``reader``."""
-    parts: list[bytes] = []
-    remaining = size
-    while remaining > 0:
-        data = reader.read(remaining)
-        if not data:
-            break
-        parts.append(data)
-        remaining -= len(data)
-    return b"".join(parts)
 
 
 class BlobUpload:
@@ -328,7 +318,7 @@ class BlobUpload:
             limit = len(first)
             body: _Segment | bytes = first
         else:
-            body = (_SizedSegment if sized else _Segment)(self, first, limit, sized)
+            body = (_SizedSegment if sized else _Segment)(self, first, limit)
         headers = dict(OCTET_STREAM)
         if sized:
             headers["Content-Range"] = f"{self.offset}-{self.offset + limit - 1}"

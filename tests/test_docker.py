@@ -48,14 +48,21 @@ def images(docker: DockerDaemon) -> Iterator[list[str]]:
         docker.run("rmi", "--force", *names)
 
 
-def test_an_archive_docker_saved_is_pushed_and_docker_pulls_and_runs_it(
-    docker: DockerDaemon, images: list[str], registry: RegistryServer, repo: str, tmp_path: Path
-) -> None:
+def docker_saved(docker: DockerDaemon, images: list[str], repo: str, tmp_path: Path) -> Path:
+    """A busybox image given to docker, then ``docker save``d: docker's own archive, its own
+    layout."""
     source = f"rv2-test/{repo.replace('/', '-')}:src"
     images.append(source)
     docker.run("load", "-i", str(write_docker25(tmp_path / "src.tar", [busybox_image([source])])))
     saved = tmp_path / "saved.tar"
-    docker.run("save", "-o", str(saved), source)  # docker's own archive, its own layout
+    docker.run("save", "-o", str(saved), source)
+    return saved
+
+
+def test_an_archive_docker_saved_is_pushed_and_docker_pulls_and_runs_it(
+    docker: DockerDaemon, images: list[str], registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    saved = docker_saved(docker, images, repo, tmp_path)
     digest = push_docker_tar(saved, registry.url, repo, "v1")
 
     ref = f"{registry.host}/{repo}:v1"
@@ -72,11 +79,7 @@ def test_an_archive_docker_saved_is_pushed_and_docker_pulls_and_runs_it(
 def test_an_archive_pushed_gzipped_is_what_docker_pulls_and_runs(
     docker: DockerDaemon, images: list[str], registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
-    source = f"rv2-test/{repo.replace('/', '-')}:gz"
-    images.append(source)
-    docker.run("load", "-i", str(write_docker25(tmp_path / "src.tar", [busybox_image([source])])))
-    saved = tmp_path / "saved.tar"
-    docker.run("save", "-o", str(saved), source)
+    saved = docker_saved(docker, images, repo, tmp_path)
     digest = push_docker_tar(saved, registry.url, repo, "gz", compress="gzip")
 
     ref = f"{registry.host}/{repo}:gz"
