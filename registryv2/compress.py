@@ -146,7 +146,7 @@ class CompressedBlob:
     :class:`CompressionMemory`): the registry is asked for it first.
     """
 
-    source: Blob
+    original: Blob
     algorithm: Compression
     media_type: str
     remembered: BlobInfo | None = None
@@ -154,7 +154,7 @@ class CompressedBlob:
     @property
     def key(self) -> str:
         """The uncompressed digest and the compression."""
-        return f"{self.algorithm}:{self.source.digest}"
+        return f"{self.algorithm}:{self.original.digest}"
 
     @property
     def digest(self) -> str | None:
@@ -169,12 +169,12 @@ class CompressedBlob:
     @property
     def label(self) -> str:
         """Progress names the layer by its uncompressed digest."""
-        return self.source.digest
+        return self.original.digest
 
     @property
     def total(self) -> int:
         """Progress counts the uncompressed bytes."""
-        return self.source.size
+        return self.original.size
 
     def progress(self, reader: BinaryIO | None, offset: int) -> int:
         """The uncompressed bytes consumed so far."""
@@ -182,7 +182,7 @@ class CompressedBlob:
 
     def open(self) -> BinaryIO:
         """A fresh compressing reader over the layer."""
-        return CompressingReader(self.source.open(), self.algorithm)  # type: ignore[return-value]
+        return CompressingReader(self.original.open(), self.algorithm)  # type: ignore[return-value]
 
     def verify(self, length: int, hexdigest: str) -> str:
         """The digest of the compressed bytes: whatever they hash to."""
@@ -250,7 +250,7 @@ def compressed_layers(
 
     Example:
         >>> compressed_layers(image, "gzip", CompressionMemory(None))  # doctest: +SKIP
-        [CompressedBlob(source=Blob(...), algorithm='gzip', ...)]
+        [CompressedBlob(original=Blob(...), algorithm='gzip', ...)]
     """
     manifest = manifest_type(image, algorithm)
     if algorithm == "gzip":

@@ -1,4 +1,4 @@
-"""The threaded transfer engine: moves blobs between a source and a registry in parallel.
+"""The threaded transfer engine: moves blobs into a registry, or out of one, in parallel.
 
 One ``ThreadPoolExecutor`` per client runs one job per blob: a push job is a
 :class:`~registryv2.upload.BlobUpload`, a download job copies a
@@ -267,18 +267,18 @@ class TransferEngine:
             lock.release()
 
     def download_blobs(
-        self, sources: Sequence[tuple[str, Blob]], open_target: Callable[[Blob], BinaryIO]
+        self, pending: Sequence[tuple[str, Blob]], open_target: Callable[[Blob], BinaryIO]
     ) -> list[BlobResult]:
         """Copy blobs into targets in parallel, checking each one's size and sha256 on the way.
 
-        ``sources`` pairs each blob with where it comes from (for progress events);
+        ``pending`` pairs each blob with the repository it comes from (for progress events);
         ``open_target(blob)`` gives a writer for its bytes. One result per distinct digest, in
         order. A blob whose bytes do not match its digest raises ``DigestMismatchError``.
 
         Example:
             >>> engine.download_blobs([("team/app", layer)], open_slot)  # doctest: +SKIP
         """
-        by_digest = {blob.digest: (source, blob) for source, blob in sources}
+        by_digest = {blob.digest: (repository, blob) for repository, blob in pending}
         label = next(iter(by_digest.values()))[0] if by_digest else ""
         blobs = [blob for _, blob in by_digest.values()]
 
@@ -289,15 +289,17 @@ class TransferEngine:
 
     def _download_one(
         self,
-        source: str,
+        repository: str,
         blob: Blob,
         open_target: Callable[[Blob], BinaryIO],
         cancel: threading.Event,
     ) -> BlobResult:
-        self._emit(TransferEvent("start", source, blob.digest, blob.size, 0))
+        self._emit(TransferEvent("start", repository, blob.digest, blob.size, 0))
         hasher = hashlib.sha256()
         progress = _Progress(
-            lambda done: self._emit(TransferEvent("progress", source, blob.digest, blob.size, done))
+            lambda done: self._emit(
+                TransferEvent("progress", repository, blob.digest, blob.size, done)
+            )
         )
         with open_target(blob) as target, blob.open() as reader:
             if blob.range_opener is None or not isinstance(target, RangedTarget):
@@ -307,7 +309,7 @@ class TransferEngine:
                 self._download_adaptive(blob, reader, target, cancel, progress, hasher)
             done = progress.done
         blob.verify(done, hasher.hexdigest())
-        self._emit(TransferEvent("done", source, blob.digest, blob.size, done, "downloaded"))
+        self._emit(TransferEvent("done", repository, blob.digest, blob.size, done, "downloaded"))
         return BlobResult(blob.digest, blob.size, "downloaded", done)
 
     def _download_adaptive(

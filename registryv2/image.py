@@ -175,7 +175,7 @@ class Uploadable(Protocol):
 class Image:
     """One image: config, layers (base first), the tags it carries and, when the source had
     one, the exact manifest bytes describing it (pushed verbatim so its digest is kept).
-    ``source`` says where it comes from (``host/repository``), for progress reports.
+    ``repository`` says where it comes from (``host/repository``), as progress events name it.
     """
 
     config: Blob
@@ -184,7 +184,7 @@ class Image:
     manifest: bytes | None = field(default=None, repr=False)
     manifest_media_type: str | None = None
     config_bytes: bytes = field(default=b"", repr=False)
-    source: str = ""
+    repository: str = ""
 
     @property
     def blobs(self) -> tuple[Blob, ...]:

@@ -1,11 +1,20 @@
-"""Operations on full references (``host/repository:tag``), which may span several registries.
+"""The jobs that join archives and registries, and the same jobs on full references.
 
-Push an archive, pull into one archive, copy between registries, tag, list, inspect, resolve,
-delete. The module API and the CLI both call these, each with its own way to connect to a
-registry: ``connect(endpoint)`` returns a new :class:`RegistryClient` for an endpoint such as
-``localhost:15000``, ``https://ghcr.io`` or ``registry-1.docker.io``; these functions close what
-they open. References are read as docker reads them (:func:`registry_reference`), and each
-registry is reached through its mirror when it has one (:mod:`registryv2.mirrors`).
+Two levels, one above the other:
+
+- **One registry** (:class:`~registryv2.registry.Registry`): push an image or an archive,
+  compressing layers on the way if asked; pull images into an archive; save images into an
+  archive. :class:`~registryv2.client.RegistryClient` offers these as its own methods.
+- **Full references** (``host/repository:tag``), which may span several registries: push an
+  archive, pull into one archive, copy between registries, tag, list, inspect, resolve, delete.
+  The module API and the CLI both call these, each with its own way to connect to a registry:
+  ``connect(endpoint)`` returns a new :class:`~registryv2.registry.Registry` for an endpoint
+  such as ``localhost:15000``, ``https://ghcr.io`` or ``registry-1.docker.io``; these functions
+  close what they open. References are read as docker reads them (:func:`registry_reference`),
+  and each registry is reached through its mirror when it has one (:mod:`registryv2.mirrors`).
+
+This module is the only one that imports both :mod:`registryv2.archive` and
+:mod:`registryv2.registry`; neither of them imports the other.
 """
 
 from __future__ import annotations
@@ -15,15 +24,159 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from .archive.writer import save_images
-from .client import RegistryClient
+from .archive import ImageArchive
+from .archive.targets import target_for, targets_for_all_tags
+from .archive.writer import ArchiveWriter
+from .compress import (
+    CompressedBlob,
+    CompressionMemory,
+    check_compression,
+    compressed_layers,
+    compressed_manifest,
+)
 from .exceptions import ValidationError
+from .image import Image
+from .journal import default_state_dir
 from .mirrors import endpoint_for, load_mirrors, registry_endpoint
-from .models import ImageInspect, ManifestInfo, Platform, PushResult
-from .reference import Reference, is_tag, registry_of, registry_reference
+from .models import BlobInfo, ImageInspect, ManifestInfo, Platform, PushResult
+from .reference import Reference, is_tag, normalize_archive_tag, registry_of, registry_reference
+from .registry import Registry
 
-Connect = Callable[[str], RegistryClient]
+Connect = Callable[[str], Registry]
+
+# -- one registry ------------------------------------------------------------------------------
+
+
+def push_image(
+    registry: Registry,
+    image: Image,
+    repository: str,
+    tags: Sequence[str],
+    *,
+    compress: str | None = None,
+) -> list[PushResult]:
+    """Push one image into ``repository`` under each of ``tags``.
+
+    ``compress`` (``"gzip"`` or ``"zstd"``) compresses the layers stored uncompressed on the
+    way; None keeps every layer byte for byte (and the image's digest). Every blob is confirmed
+    before the manifest goes up.
+
+    Example:
+        >>> with ImageArchive.open("app.tar") as archive:  # doctest: +SKIP
+        ...     push_image(registry, archive.select(), "team/app", ["v1"], compress="gzip")
+    """
+    algorithm = check_compression(compress)
+    if algorithm is None:
+        return registry.push_image(image, repository, tags)
+    registry.check_target(repository, tags)
+    memory = CompressionMemory(
+        Path(registry.config.state_dir or default_state_dir()) / "compressed"
+    )
+    layers = compressed_layers(image, algorithm, memory)
+    uploads = [*layers, image.config]
+    blobs = tuple(registry.engine.push_blobs(repository, uploads))
+    # One result per distinct key, in the order of first appearance.
+    by_key = dict(zip(dict.fromkeys(b.key for b in uploads), blobs, strict=True))
+    pushed = [BlobInfo(by_key[b.key].digest, by_key[b.key].size) for b in layers]
+    for layer, info in zip(layers, pushed, strict=True):
+        if isinstance(layer, CompressedBlob):
+            memory.remember(algorithm, layer.original.digest, info)
+    manifest, media_type = compressed_manifest(image, algorithm, layers, pushed)
+    return registry.put_manifests(repository, tags, manifest, media_type, blobs)
+
+
+def push_tar(
+    registry: Registry,
+    tar_path: str | os.PathLike[str],
+    repository: str | None = None,
+    tag: str | None = None,
+    *,
+    image: str | None = None,
+    compress: str | None = None,
+) -> PushResult:
+    """Push an image of an archive under ``repository:tag``: see
+    :meth:`RegistryClient.push <registryv2.client.RegistryClient.push>`.
+
+    Example:
+        >>> push_tar(registry, "app.tar", "team/app", "v1").digest  # doctest: +SKIP
+        'sha256:...'
+    """
+    with ImageArchive.open(tar_path) as archive:
+        target = target_for(archive, repository, tag, image)
+        pushed = push_image(
+            registry, target.image, target.repository, target.tags, compress=compress
+        )
+        return pushed[0]
+
+
+def push_tar_all_tags(
+    registry: Registry, tar_path: str | os.PathLike[str], *, compress: str | None = None
+) -> list[PushResult]:
+    """Push every image of an archive under every one of its own tags, in the archive's order:
+    see :meth:`RegistryClient.push_all_tags <registryv2.client.RegistryClient.push_all_tags>`.
+
+    Example:
+        >>> [r.tag for r in push_tar_all_tags(registry, "app.tar")]  # doctest: +SKIP
+        ['v1', 'latest']
+    """
+    with ImageArchive.open(tar_path) as archive:
+        results = {
+            (result.repository, result.tag): result
+            for target in targets_for_all_tags(archive)
+            for result in push_image(
+                registry, target.image, target.repository, target.tags, compress=compress
+            )
+        }
+        return [results[normalize_archive_tag(t)] for t in archive.tags]
+
+
+def save_images(
+    images: Sequence[Image], output_path: str | os.PathLike[str], registry: Registry
+) -> list[ImageInspect]:
+    """Write ``images`` into one docker 25+ archive at ``output_path``, their blobs downloaded
+    by ``registry``'s engine straight into their place in the file.
+
+    The archive appears whole or not at all. Returns what was written, one entry per image.
+
+    Example:
+        >>> save_images([registry.image("team/app", "v1")], "app.tar", registry)  # doctest: +SKIP
+    """
+    with ArchiveWriter.create(output_path, images) as archive:
+        registry.engine.download_blobs(archive.pending, archive.blob_writer)
+    return [image.inspect() for image in images]
+
+
+def pull_tar(
+    registry: Registry,
+    references: str | Sequence[str],
+    output_path: str | os.PathLike[str],
+    *,
+    platform: str | Platform | None = None,
+) -> list[ImageInspect]:
+    """Write images of one registry into one archive: see
+    :meth:`RegistryClient.pull <registryv2.client.RegistryClient.pull>`.
+
+    Example:
+        >>> pull_tar(registry, ["team/app:v1"], "images.tar")  # doctest: +SKIP
+    """
+    texts = [references] if isinstance(references, str) else list(references)
+    images = [registry.image(*_split(text), platform) for text in texts]
+    return save_images(images, output_path, registry)
+
+
+def _split(text: str) -> tuple[str, str]:
+    """``repository:tag`` or ``repository@digest`` -> (repository, identifier)."""
+    ref = Reference.parse(text)
+    if ref.registry is not None:
+        raise ValidationError(
+            f"invalid reference {text!r}: give repository:tag, the registry is the client's"
+        )
+    return ref.repository, ref.identifier
+
+
+# -- full references ---------------------------------------------------------------------------
 
 
 def resolve(text: str, *, default_tag: str | None = "latest") -> tuple[Reference, str]:
@@ -38,18 +191,18 @@ def resolve(text: str, *, default_tag: str | None = "latest") -> tuple[Reference
 
 
 @contextlib.contextmanager
-def _client_for(
+def _connected(
     text: str, connect: Connect, default_tag: str | None = "latest"
-) -> Iterator[tuple[Reference, RegistryClient]]:
+) -> Iterator[tuple[Reference, Registry]]:
     ref, endpoint = resolve(text, default_tag=default_tag)
-    with connect(endpoint) as client:
-        yield ref, client
+    with connect(endpoint) as registry:
+        yield ref, registry
 
 
 @contextlib.contextmanager
-def _registry_client(registry: str, connect: Connect) -> Iterator[RegistryClient]:
-    with connect(registry_endpoint(registry_of(registry), load_mirrors())) as client:
-        yield client
+def _connected_registry(host: str, connect: Connect) -> Iterator[Registry]:
+    with connect(registry_endpoint(registry_of(host), load_mirrors())) as registry:
+        yield registry
 
 
 def push_archive(
@@ -66,19 +219,21 @@ def push_archive(
 
     A reference without a tag takes the tag of the image's first archive tag, as
     :func:`push_docker_tar` does; ``latest`` when it has none. ``compress`` is as for
-    :meth:`RegistryClient.push_image`.
+    :func:`push_image`.
 
     Example:
-        >>> push_archive("app.tar", "localhost:15000/team/app", RegistryClient)  # doctest: +SKIP
+        >>> push_archive("app.tar", "localhost:15000/team/app", Registry)  # doctest: +SKIP
     """
     if all_tags:
-        with _registry_client(target, connect) as client:
-            return client.push_all_tags(tar_path, compress=compress)
+        with _connected_registry(target, connect) as registry:
+            return push_tar_all_tags(registry, tar_path, compress=compress)
     ref, endpoint = resolve(target, default_tag=None)
     if ref.digest:
         raise ValidationError(f"invalid reference {target!r}: push to a tag, not a digest")
-    with connect(endpoint) as client:
-        return [client.push(tar_path, ref.repository, ref.tag, image=image, compress=compress)]
+    with connect(endpoint) as registry:
+        return [
+            push_tar(registry, tar_path, ref.repository, ref.tag, image=image, compress=compress)
+        ]
 
 
 def pull_images(
@@ -90,51 +245,51 @@ def pull_images(
     """Write the images of ``references`` (from one registry or several) into one archive.
 
     Example:
-        >>> pull_images(["localhost:15000/app:v1"], "app.tar", RegistryClient)  # doctest: +SKIP
+        >>> pull_images(["localhost:15000/app:v1"], "app.tar", Registry)  # doctest: +SKIP
     """
     if not references:
         raise ValidationError("pull needs at least one reference")
     resolved = [resolve(text) for text in references]
     with contextlib.ExitStack() as stack:
-        clients: dict[str, RegistryClient] = {}
+        registries: dict[str, Registry] = {}
         for _, endpoint in resolved:
-            if endpoint not in clients:
-                clients[endpoint] = stack.enter_context(connect(endpoint))
+            if endpoint not in registries:
+                registries[endpoint] = stack.enter_context(connect(endpoint))
         images = [
             # Tagged as the user named it (docker's short form for Docker Hub), not by where
             # it was fetched from (a mirror, registry-1.docker.io).
             dataclasses.replace(
-                clients[endpoint].image(ref.repository, ref.identifier, platform),
+                registries[endpoint].image(ref.repository, ref.identifier, platform),
                 tags=() if ref.digest else (ref.familiar,),
             )
             for ref, endpoint in resolved
         ]
-        return save_images(images, output_path, clients[resolved[0][1]].engine)
+        return save_images(images, output_path, registries[resolved[0][1]])
 
 
 def copy_image(source_ref: str, target_ref: str, connect: Connect) -> PushResult:
     """Copy an image or index from ``source_ref`` to ``target_ref``, keeping its digest.
 
     Example:
-        >>> copy_image("a.example/app:v1", "b.example/app:v1", RegistryClient)  # doctest: +SKIP
+        >>> copy_image("a.example/app:v1", "b.example/app:v1", Registry)  # doctest: +SKIP
     """
     source, source_endpoint = resolve(source_ref)
     target, target_endpoint = resolve(target_ref)
     if target.digest or target.tag is None:
         raise ValidationError(f"invalid target {target_ref!r}: copy to a tag, not a digest")
     with contextlib.ExitStack() as stack:
-        target_client = stack.enter_context(connect(target_endpoint))
-        source_client = (
-            target_client
+        target_registry = stack.enter_context(connect(target_endpoint))
+        source_registry = (
+            target_registry
             if source_endpoint == target_endpoint
             else stack.enter_context(connect(source_endpoint))
         )
-        return target_client.copy(
+        return target_registry.copy(
             source.repository,
             source.identifier,
             target.repository,
             target.tag,
-            source=source_client,
+            source=source_registry,
         )
 
 
@@ -142,15 +297,15 @@ def copy_repository(source_repo: str, target_repo: str, connect: Connect) -> lis
     """Copy every tag of a repository into another, each keeping its digest.
 
     Example:
-        >>> copy_repository("a.example/app", "b.example/app", RegistryClient)  # doctest: +SKIP
+        >>> copy_repository("a.example/app", "b.example/app", Registry)  # doctest: +SKIP
     """
     source, source_endpoint = resolve(source_repo, default_tag=None)
     target, _ = resolve(target_repo, default_tag=None)
     for ref, text in ((source, source_repo), (target, target_repo)):
         if ref.tag or ref.digest:
             raise ValidationError(f"invalid repository {text!r}: copying every tag, give no tag")
-    with connect(source_endpoint) as client:
-        tags = client.list_tags(source.repository)
+    with connect(source_endpoint) as registry:
+        tags = registry.list_tags(source.repository)
     return [copy_image(f"{source_repo}:{tag}", f"{target_repo}:{tag}", connect) for tag in tags]
 
 
@@ -158,7 +313,7 @@ def tag_image(source_ref: str, new_tags: str | Sequence[str], connect: Connect) 
     """Put the manifest of ``source_ref`` under each of ``new_tags`` in the same repository.
 
     Example:
-        >>> tag_image("localhost:15000/app:v1", ["stable"], RegistryClient)  # doctest: +SKIP
+        >>> tag_image("localhost:15000/app:v1", ["stable"], Registry)  # doctest: +SKIP
         'sha256:...'
     """
     tags = [new_tags] if isinstance(new_tags, str) else list(new_tags)
@@ -170,31 +325,31 @@ def tag_image(source_ref: str, new_tags: str | Sequence[str], connect: Connect) 
             )
     if not tags:
         raise ValidationError("tag needs at least one new tag")
-    with _client_for(source_ref, connect) as (source, client):
-        digests = {client.tag(source.repository, source.identifier, t) for t in tags}
+    with _connected(source_ref, connect) as (source, registry):
+        digests = {registry.tag(source.repository, source.identifier, t) for t in tags}
     return digests.pop()
 
 
-def list_repositories_of(registry: str, connect: Connect) -> list[str]:
+def list_repositories_of(host: str, connect: Connect) -> list[str]:
     """Every repository of ``registry`` (``host[:port]``).
 
     Example:
-        >>> list_repositories_of("localhost:15000", RegistryClient)  # doctest: +SKIP
+        >>> list_repositories_of("localhost:15000", Registry)  # doctest: +SKIP
         ['team/app']
     """
-    with _registry_client(registry, connect) as client:
-        return client.list_repositories()
+    with _connected_registry(host, connect) as registry:
+        return registry.list_repositories()
 
 
 def list_tags_of(repository_ref: str, connect: Connect) -> list[str]:
     """Every tag of the repository ``repository_ref`` names (a tag in it is ignored).
 
     Example:
-        >>> list_tags_of("localhost:15000/team/app", RegistryClient)  # doctest: +SKIP
+        >>> list_tags_of("localhost:15000/team/app", Registry)  # doctest: +SKIP
         ['v1', 'latest']
     """
-    with _client_for(repository_ref, connect, default_tag=None) as (ref, client):
-        return client.list_tags(ref.repository)
+    with _connected(repository_ref, connect, default_tag=None) as (ref, registry):
+        return registry.list_tags(ref.repository)
 
 
 @dataclass(frozen=True)
@@ -217,11 +372,11 @@ def inspect_reference(
         >>> inspect_reference("localhost:15000/app:v1", RegistryClient).image.os  # doctest: +SKIP
         'linux'
     """
-    with _client_for(text, connect) as (ref, client):
-        manifest = client.get_manifest(ref.repository, ref.identifier)
+    with _connected(text, connect) as (ref, registry):
+        manifest = registry.get_manifest(ref.repository, ref.identifier)
         image = None
         if not manifest.is_index or platform is not None:
-            image = client.get_image_info(ref.repository, ref.identifier, platform)
+            image = registry.get_image_info(ref.repository, ref.identifier, platform)
     return Inspection(str(ref), manifest, image)
 
 
@@ -229,13 +384,13 @@ def digest_of(text: str, connect: Connect) -> str:
     """The digest of the manifest a reference points at.
 
     Example:
-        >>> digest_of("localhost:15000/app:v1", RegistryClient)  # doctest: +SKIP
+        >>> digest_of("localhost:15000/app:v1", Registry)  # doctest: +SKIP
         'sha256:...'
     """
-    with _client_for(text, connect) as (ref, client):
+    with _connected(text, connect) as (ref, registry):
         if ref.digest:
-            return client.get_manifest(ref.repository, ref.digest).digest
-        return client.resolve_digest(ref.repository, str(ref.tag))
+            return registry.get_manifest(ref.repository, ref.digest).digest
+        return registry.resolve_digest(ref.repository, str(ref.tag))
 
 
 @dataclass(frozen=True)
@@ -254,17 +409,17 @@ def plan_deletion(text: str, connect: Connect) -> Deletion:
         >>> plan_deletion("localhost:15000/app:v1", RegistryClient).tags  # doctest: +SKIP
         ('v1', 'latest')
     """
-    with _client_for(text, connect) as (ref, client):
+    with _connected(text, connect) as (ref, registry):
         digest = (
-            client.get_manifest(ref.repository, ref.digest).digest
+            registry.get_manifest(ref.repository, ref.digest).digest
             if ref.digest
-            else client.resolve_digest(ref.repository, str(ref.tag))
+            else registry.resolve_digest(ref.repository, str(ref.tag))
         )
         tags = tuple(
             sorted(
                 tag
-                for tag in client.list_tags(ref.repository)
-                if client.resolve_digest(ref.repository, tag) == digest
+                for tag in registry.list_tags(ref.repository)
+                if registry.resolve_digest(ref.repository, tag) == digest
             )
         )
     return Deletion(f"{ref.registry}/{ref.repository}", digest, tags)
@@ -278,18 +433,18 @@ def delete(text: str, connect: Connect, planned: Deletion | None = None) -> Dele
         'sha256:...'
     """
     planned = planned or plan_deletion(text, connect)
-    with _client_for(text, connect) as (ref, client):
-        client.delete_image_by_digest(ref.repository, planned.digest)
+    with _connected(text, connect) as (ref, registry):
+        registry.delete_image_by_digest(ref.repository, planned.digest)
     return planned
 
 
-def check_registry(registry: str, connect: Connect) -> str:
+def check_registry(host: str, connect: Connect) -> str:
     """Check that ``registry`` is usable (logging in if it asks); its endpoint.
 
     Example:
-        >>> check_registry("localhost:15000", RegistryClient)  # doctest: +SKIP
+        >>> check_registry("localhost:15000", Registry)  # doctest: +SKIP
         'localhost:15000'
     """
-    with _registry_client(registry, connect) as client:
-        client.ping()
-        return client.transport.base_url
+    with _connected_registry(host, connect) as registry:
+        registry.ping()
+        return registry.transport.base_url

@@ -330,7 +330,7 @@ def cut_at_4000_then_from(offset: int) -> None:
 @responses.activate
 def test_a_resumed_download_must_start_where_it_was_asked() -> None:
     cut_at_4000_then_from(3000)
-    with client() as c, c.open_blob("app", LAYER_INFO) as reader:
+    with client() as c, c.blob_reader("app", LAYER_INFO) as reader:
         assert reader.read(4000) == LAYER[:4000]
         with pytest.raises(RegistryError, match="asked for bytes from 4000, the registry sent"):
             reader.read()
@@ -340,7 +340,7 @@ def test_a_resumed_download_must_start_where_it_was_asked() -> None:
 @responses.activate
 def test_a_resumed_download_continues_with_the_right_range() -> None:
     cut_at_4000_then_from(4000)
-    with client() as c, c.open_blob("app", LAYER_INFO) as reader:
+    with client() as c, c.blob_reader("app", LAYER_INFO) as reader:
         assert reader.read() + reader.read() == LAYER
         assert reader.read() == b""
 
@@ -349,5 +349,5 @@ def test_a_resumed_download_continues_with_the_right_range() -> None:
 def test_a_blob_of_another_size_than_its_descriptor_is_refused_at_once() -> None:
     responses.get(LAYER_URL, body=LAYER + b"more", headers={"Content-Length": "10004"})
     mismatch = pytest.raises(DigestMismatchError, match="sends 10004 bytes, the manifest says")
-    with client() as c, c.open_blob("app", LAYER_INFO) as reader, mismatch:
+    with client() as c, c.blob_reader("app", LAYER_INFO) as reader, mismatch:
         reader.read(10)

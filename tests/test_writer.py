@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from registryv2 import ImageArchive, RegistryClient, RegistryV2Error
-from registryv2.archive.writer import ArchiveWriter, save_images
+from registryv2.archive.writer import ArchiveWriter
+from registryv2.operations import save_images
 
 from .archives import sha256, simple_image, write_legacy
 from .servers import skopeo_to_dir
@@ -22,7 +23,7 @@ def test_a_legacy_archive_rewritten_in_the_docker25_layout(tmp_path: Path) -> No
     out = tmp_path / "new.tar"
     # Blobs come out of the archive, not a registry: the engine does not care where from.
     with ImageArchive.open(legacy) as archive, RegistryClient("localhost:1") as client:
-        infos = save_images(archive.images, out, client.engine)
+        infos = save_images(archive.images, out, client)
     assert [i.repo_tags for i in infos] == [["example.com/team/app:v1"], ["nginx:alpine"]]
     with tarfile.open(out) as tar:
         index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
@@ -43,7 +44,7 @@ def test_an_archive_missing_blob_bytes_is_never_committed(tmp_path: Path) -> Non
         writer = ArchiveWriter.create(out, archive.images)
         with pytest.raises(RegistryV2Error, match="blobs not written in full"), writer:
             [(_, first), *_] = writer.pending
-            with writer.open_blob(first) as slot:
+            with writer.blob_writer(first) as slot:
                 slot.write(b"partial")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["legacy.tar"]
 
@@ -57,5 +58,5 @@ def test_a_slot_takes_no_more_than_its_blob(tmp_path: Path) -> None:
         ArchiveWriter.create(tmp_path / "out.tar", archive.images) as writer,
     ):
         [(_, first), *_] = writer.pending
-        writer.open_blob(first).write(b"x" * (first.size + 1))
+        writer.blob_writer(first).write(b"x" * (first.size + 1))
     assert not (tmp_path / "out.tar").exists()

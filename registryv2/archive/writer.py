@@ -3,8 +3,9 @@
 The archive is an OCI image layout (``oci-layout``, ``index.json``, ``blobs/sha256/``) plus the
 ``manifest.json`` docker reads. Every blob's size is known from its descriptor, so the whole tar
 is laid out before a byte of a layer arrives: each layer gets a fixed slot in the file, and the
-transfer engine's workers write their slots in parallel with ``os.pwrite``. Nothing is buffered
-or copied twice.
+writers of :meth:`ArchiveWriter.blob_writer` fill their slots in parallel with ``os.pwrite``
+(the pull's downloads do, in :mod:`registryv2.operations`). Nothing is buffered or copied twice.
+This module knows nothing of registries.
 
 The archive is written to a temporary file beside the target and renamed onto it only once every
 slot is full; on any error the temporary file goes and the target path is left as it was.
@@ -23,16 +24,12 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from ..exceptions import ArchiveWriteError, CancelledError, RegistryV2Error, ValidationError
 from ..image import Blob, Image
 from ..manifest import OCI_INDEX, sha256_digest
-from ..models import ImageInspect
 from .layout import OCI_LAYOUT, blob_path, tag_annotations
-
-if TYPE_CHECKING:
-    from ..engine import TransferEngine
 
 _BLOCK = tarfile.BLOCKSIZE
 
@@ -87,11 +84,11 @@ class _Slot(io.RawIOBase):
     """Where one blob's bytes go: ``size`` bytes at ``offset`` of the archive, written in order
     (:meth:`write`) or by ranges at their positions (:meth:`write_at`)."""
 
-    def __init__(self, file: _File, offset: int, source: str, blob: Blob) -> None:
+    def __init__(self, file: _File, offset: int, repository: str, blob: Blob) -> None:
         super().__init__()
         self._file = file
         self._offset = offset
-        self.source = source
+        self.repository = repository
         self.blob = blob
         self.written = 0  # bytes written in all, wherever
         self._next = 0  # where write() goes on
@@ -132,31 +129,15 @@ class _Entry:
     tags: list[str]
 
 
-def save_images(
-    images: Sequence[Image], output_path: str | os.PathLike[str], engine: TransferEngine
-) -> list[ImageInspect]:
-    """Write ``images`` into one docker 25+ archive at ``output_path``, blobs moved by ``engine``.
-
-    The archive appears whole or not at all. Returns what was written, one entry per image.
-
-    Example:
-        >>> image = client.image("team/app", "v1")  # doctest: +SKIP
-        >>> save_images([image], "app.tar", client.engine)  # doctest: +SKIP
-    """
-    with ArchiveWriter.create(output_path, images) as archive:
-        engine.download_blobs(archive.pending, archive.open_blob)
-    return [image.inspect() for image in images]
-
-
 class ArchiveWriter:
     """A docker 25+ archive being written; a context manager that commits on success.
 
     Manifests and configs known up front are written at once; :attr:`pending` lists the blobs
-    whose bytes must still be written through :meth:`open_blob` before the archive commits.
+    whose bytes must still be written through :meth:`blob_writer` before the archive commits.
 
     Example:
         >>> with ArchiveWriter.create("app.tar", [image]) as archive:  # doctest: +SKIP
-        ...     engine.download_blobs(archive.pending, archive.open_blob)
+        ...     engine.download_blobs(archive.pending, archive.blob_writer)
     """
 
     def __init__(self, path: str, temp: str, file: _File, slots: dict[str, _Slot]) -> None:
@@ -167,11 +148,11 @@ class ArchiveWriter:
 
     @property
     def pending(self) -> tuple[tuple[str, Blob], ...]:
-        """The blobs whose bytes :meth:`open_blob` still has to take, each with its source."""
-        return tuple((slot.source, slot.blob) for slot in self._slots.values())
+        """The blobs :meth:`blob_writer` still has to take, each with its image's repository."""
+        return tuple((slot.repository, slot.blob) for slot in self._slots.values())
 
-    def open_blob(self, blob: Blob) -> BinaryIO:
-        """A writer for ``blob``'s bytes (from the start); the engine checks their digest."""
+    def blob_writer(self, blob: Blob) -> BinaryIO:
+        """A writer for ``blob``'s bytes (from the start); whoever writes checks their digest."""
         return self._slots[blob.digest]  # type: ignore[return-value]
 
     @classmethod
@@ -297,7 +278,7 @@ def _lay_out(file: _File, entries: list[_Entry]) -> tuple[dict[str, _Slot], int]
         if image.config_bytes:
             known[image.config.digest] = image.config_bytes
         for blob in image.blobs:
-            blobs.setdefault(blob.digest, (image.source, blob))
+            blobs.setdefault(blob.digest, (image.repository, blob))
     files = _metadata(entries) + [(blob_path(d), data) for d, data in known.items()]
     offset = 0
 
@@ -315,11 +296,11 @@ def _lay_out(file: _File, entries: list[_Entry]) -> tuple[dict[str, _Slot], int]
         put(_header(name, len(data)))
         put(data)
     slots: dict[str, _Slot] = {}
-    for digest, (source, blob) in blobs.items():
+    for digest, (repository, blob) in blobs.items():
         if digest in known:
             continue
         put(_header(blob_path(digest), blob.size))
-        slots[digest] = _Slot(file, offset, source, blob)
+        slots[digest] = _Slot(file, offset, repository, blob)
         offset += _padded(blob.size)
     # Two zero blocks end a tar; the file is extended with zeros to a whole record.
     size = _padded(offset + 2 * _BLOCK, tarfile.RECORDSIZE)
