@@ -1,4 +1,4 @@
-"""Progress for people: the engine's :class:`~registryv2.events.TransferEvent`\\ s made visible.
+"""Progress for people: the engine's transfer events made visible as bars or lines.
 
 :class:`TerminalProgress` draws, on a terminal, one line per blob in flight and a total (bytes,
 rate, ETA), redrawn in place at most ten times a second. :class:`TqdmProgress` draws tqdm's bars,

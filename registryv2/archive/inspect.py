@@ -1,6 +1,4 @@
-"""What can be learnt from an image archive without a registry: its manifest, tags, images,
-and whether it is sound.
-"""
+"""What an image archive says without a registry: its manifest, tags, images, soundness."""
 
 from __future__ import annotations
 

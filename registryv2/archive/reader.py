@@ -1,4 +1,4 @@
-"""Reading ``docker save`` archives of every layout into :class:`~registryv2.image.Image`.
+"""Reading ``docker save`` archives of every layout into images (``Image``).
 
 Layouts understood:
 

@@ -1,5 +1,6 @@
-"""The ``registryv2`` command group: global options, the session every command shares, output
-(for people, or ``--json``), and how failures become one line and an exit status.
+"""The ``registryv2`` command group: global options, the shared session, output, exit statuses.
+
+Output is for people, or ``--json``; a failure becomes one line and an exit status.
 
 Exit statuses: 0 done; 1 the registry, the network or the data failed; 2 bad usage or bad input
 (a malformed reference, an archive that is not one); 130 interrupted (Ctrl-C); 143 terminated
