@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from registryv2 import get_image_info, get_manifest, list_tags, push_docker_tar
 
 from .archives import simple_image, write_docker25, write_legacy
-from .servers import RegistryServer
+from .servers import RegistryServer, skopeo_to_dir
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -99,3 +100,67 @@ def test_the_api_works_inside_a_running_event_loop(
 
     digest, tags = asyncio.run(inside())
     assert tags == ["v1"] and digest == get_manifest(registry.url, "loop/app", "v1")["digest"]
+
+
+def _run_example(script: str, *args: str, cwd: Path) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def second_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    server = RegistryServer(tmp_path_factory.mktemp("second"))
+    yield server
+    server.stop()
+
+
+def test_each_task_script_runs_against_a_real_registry(
+    registry: RegistryServer, second_registry: RegistryServer, tmp_path: Path
+) -> None:
+    image = simple_image(tag="docker.io/examples/tool:1.0", seed="tasks", n_layers=3)
+    image.tags.append("examples/tool:latest")
+    archive = write_docker25(tmp_path / "app.tar", [image])
+    out = _run_example("push.py", str(archive), registry.host, cwd=tmp_path)
+    assert out[0] == "tags in the archive: ['docker.io/examples/tool:1.0', 'examples/tool:latest']"
+    digest = get_manifest(registry.url, "examples/app", "v1")["digest"]
+    assert out[1] == f"examples/app:v1 {digest}"
+    # The layers went up byte for byte: every name carries the same manifest.
+    assert out[2] == f"first original tag {digest}"
+    assert out[3] == f"every original tag {[digest, digest]}"
+    assert sorted(list_tags(registry.url, "examples/tool")) == ["1.0", "latest"]
+
+    pulled = tmp_path / "pulled.tar"
+    out = _run_example("pull.py", registry.host, "examples/app", "v1", str(pulled), cwd=tmp_path)
+    assert out[0] == f"wrote {pulled} {digest}"
+    assert out[1].endswith(" 3 layers")
+    checked = skopeo_to_dir(f"docker-archive:{pulled}", tmp_path / "checked")
+    assert len(checked["layers"]) == 3
+
+    target = f"{second_registry.host}/mirror/app:v1"
+    out = _run_example(
+        "copy_and_tag.py", f"{registry.host}/examples/app:v1", target, "stable", cwd=tmp_path
+    )
+    assert out == [
+        f"copied {registry.host}/examples/app:v1 -> {target} {digest}",
+        f"tagged stable {digest}",
+    ]
+    assert sorted(list_tags(second_registry.url, "mirror/app")) == ["stable", "v1"]
+
+    out = _run_example("list_and_inspect.py", second_registry.host, cwd=tmp_path)
+    manifest = get_manifest(second_registry.url, "mirror/app", "v1")
+    size = sum(layer["size"] for layer in manifest["layers"])
+    assert sorted(out) == [
+        f"mirror/app:{t} {digest} linux/amd64 3 layers {size} bytes" for t in ("stable", "v1")
+    ]
+
+    out = _run_example("delete.py", second_registry.host, "mirror/app", "v1", cwd=tmp_path)
+    assert out[0] == f"deleting {digest} and its tags ['stable', 'v1']"
+    assert out[1] == "left: []"
