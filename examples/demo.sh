@@ -1,32 +1,36 @@
 #!/usr/bin/env bash
 # The main job end to end on a fresh Debian machine (as root): set up, start a local registry,
 # build a real image archive (busybox), push it, list it, pull it back, and run what came back.
+# DEMO_SKIP_SETUP=1 skips the set-up (the tests run the demo so, after CI's own set-up);
+# DEMO_REGISTRY, DEMO_DIR and DEMO_PYTHON choose the registry, the work directory and the
+# Python with registryv2 installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash .ci/setup
-py=.venv/bin/python
-rv2=.venv/bin/registryv2
-registry=localhost:15000
+[ "${DEMO_SKIP_SETUP:-}" = 1 ] || bash .ci/setup
+py=${DEMO_PYTHON:-.venv/bin/python}
+rv2="$py -m registryv2"
+registry=${DEMO_REGISTRY:-localhost:15000}
+demo=${DEMO_DIR:-demo}
 
-rm -rf demo && mkdir -p demo/rootfs/bin
-cp "$(command -v busybox)" demo/rootfs/bin/busybox
-for applet in sh ls echo cat; do ln -s busybox "demo/rootfs/bin/$applet"; done
-$py examples/build_archive.py demo/rootfs demo.local/tools/busybox:1.0 demo/busybox.tar >/dev/null
-echo "== built demo/busybox.tar ($(du -h demo/busybox.tar | cut -f1))"
+rm -rf "$demo" && mkdir -p "$demo/rootfs/bin"
+cp "$(command -v busybox)" $demo/rootfs/bin/busybox
+for applet in sh ls echo cat; do ln -s busybox "$demo/rootfs/bin/$applet"; done
+$py examples/build_archive.py $demo/rootfs demo.local/tools/busybox:1.0 $demo/busybox.tar >/dev/null
+echo "== built $demo/busybox.tar ($(du -h $demo/busybox.tar | cut -f1))"
 
 if ! $py -c "import requests; requests.get('http://$registry/v2/', timeout=2)" 2>/dev/null; then
-    sed "s#@ROOT@#$PWD/demo/registry-data#" examples/registry.yml > demo/registry.yml
-    docker-registry serve demo/registry.yml > demo/registry.log 2>&1 &
+    sed "s#@ROOT@#$(cd "$demo" && pwd)/registry-data#" examples/registry.yml > $demo/registry.yml
+    docker-registry serve $demo/registry.yml > $demo/registry.log 2>&1 &
     trap 'kill $! 2>/dev/null || true' EXIT
     for _ in $(seq 50); do
         $py -c "import requests; requests.get('http://$registry/v2/', timeout=1)" 2>/dev/null && break
         sleep 0.1
     done
-    echo "== started a registry on $registry (log: demo/registry.log)"
+    echo "== started a registry on $registry (log: $demo/registry.log)"
 fi
 
 echo "== push"
-$rv2 push demo/busybox.tar "$registry/tools/busybox:1.0"
+$rv2 push $demo/busybox.tar "$registry/tools/busybox:1.0"
 digest=$($rv2 digest "$registry/tools/busybox:1.0")
 
 echo "== list"
@@ -36,8 +40,8 @@ done
 $rv2 inspect "$registry/tools/busybox:1.0"
 
 echo "== pull back into an archive"
-$rv2 pull "$registry/tools/busybox:1.0" -o demo/pulled.tar
-$py - demo/pulled.tar "$digest" <<'PY'
+$rv2 pull "$registry/tools/busybox:1.0" -o $demo/pulled.tar
+$py - $demo/pulled.tar "$digest" <<'PY'
 import sys
 from registryv2 import inspect_docker_tar
 info = inspect_docker_tar(sys.argv[1])
@@ -47,12 +51,12 @@ print(f"{sys.argv[1]}: {info.repo_tags[0]}, {info.os}/{info.architecture}, "
 PY
 
 echo "== skopeo, an independent client, reads the pulled archive"
-rm -rf demo/checked
-skopeo --insecure-policy copy -q docker-archive:demo/pulled.tar dir:demo/checked
-echo "ok: $(ls demo/checked | wc -l) files, every blob checked"
+rm -rf $demo/checked
+skopeo --insecure-policy copy -q docker-archive:$demo/pulled.tar dir:$demo/checked
+echo "ok: $(ls $demo/checked | wc -l) files, every blob checked"
 
 echo "== run what came back"
-mkdir -p demo/pulled && tar -xf demo/pulled.tar -C demo/pulled
-layer=$($py -c "import json; print(json.load(open('demo/pulled/manifest.json'))[0]['Layers'][0])")
-mkdir -p demo/pulled/rootfs && tar -xf "demo/pulled/$layer" -C demo/pulled/rootfs
-demo/pulled/rootfs/bin/busybox echo "hello from the pulled image"
+mkdir -p $demo/pulled && tar -xf $demo/pulled.tar -C $demo/pulled
+layer=$($py -c "import json; print(json.load(open('$demo/pulled/manifest.json'))[0]['Layers'][0])")
+mkdir -p $demo/pulled/rootfs && tar -xf "$demo/pulled/$layer" -C $demo/pulled/rootfs
+$demo/pulled/rootfs/bin/busybox echo "hello from the pulled image"
