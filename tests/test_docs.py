@@ -254,3 +254,30 @@ def test_the_korean_text_keeps_every_section_and_block(english: Path) -> None:
     prose = re.sub(r"```.*?```", "", text, flags=re.S)
     sections = re.split(r"\n#+ ", "\n" + prose)[1:]
     assert sections and all(re.search("[\uac00-\ud7a3]", s) for s in sections)
+
+
+def test_the_migration_table_sets_every_function_of_the_async_library_beside_ours() -> None:
+    import inspect
+
+    import registry_api_v2_client as theirs
+
+    import registryv2
+
+    table = (ROOT / "docs" / "migration.md").read_text().split("## Every function, side by side")[1]
+    rows = {
+        re.match(r"\| `(\w+)\(", line)[1]: line  # type: ignore[index]
+        for line in table.splitlines()
+        if re.match(r"\| `\w+\(", line)
+    }
+    functions = {
+        name
+        for name in dir(theirs)
+        if not name.startswith("_") and inspect.isfunction(getattr(theirs, name))
+    }
+    assert len(functions) == 16
+    assert set(rows) == functions
+    for name in functions:
+        assert callable(getattr(registryv2, name)), name
+        # Ours takes every parameter theirs does, under the same name.
+        ours = inspect.signature(getattr(registryv2, name)).parameters
+        assert set(inspect.signature(getattr(theirs, name)).parameters) <= set(ours), name
