@@ -7,10 +7,12 @@ methods: push an archive, push all of its tags, pull into an archive, push an im
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 
 from . import operations
+from .compress import CompressionMemory
 from .image import Image
 from .models import ImageInspect, Platform, PushResult
 from .registry import Registry
@@ -31,6 +33,11 @@ class RegistryClient(Registry):
         ...     result = client.push("app.tar", "team/app", "v1")
         ...     print(result.digest)
     """
+
+    @functools.cached_property
+    def _compression_memory(self) -> CompressionMemory:
+        # One per client, so that a state directory it cannot write to is said once.
+        return operations.compression_memory(self)
 
     def push_image(
         self,
@@ -53,7 +60,9 @@ class RegistryClient(Registry):
         """
         if compress is None:
             return super().push_image(image, repository, tags)
-        return operations.push_image(self, image, repository, tags, compress=compress)
+        return operations.push_image(
+            self, image, repository, tags, compress=compress, memory=self._compression_memory
+        )
 
     def push(
         self,
@@ -76,7 +85,15 @@ class RegistryClient(Registry):
             >>> client.push("app.tar", "team/app", "v1").digest  # doctest: +SKIP
             'sha256:...'
         """
-        return operations.push_tar(self, tar_path, repository, tag, image=image, compress=compress)
+        return operations.push_tar(
+            self,
+            tar_path,
+            repository,
+            tag,
+            image=image,
+            compress=compress,
+            memory=self._compression_memory,
+        )
 
     def push_all_tags(
         self, tar_path: str | os.PathLike[str], *, compress: str | None = None
@@ -91,7 +108,9 @@ class RegistryClient(Registry):
             >>> [r.tag for r in client.push_all_tags("app.tar")]  # doctest: +SKIP
             ['v1', 'latest']
         """
-        return operations.push_tar_all_tags(self, tar_path, compress=compress)
+        return operations.push_tar_all_tags(
+            self, tar_path, compress=compress, memory=self._compression_memory
+        )
 
     def pull(
         self,

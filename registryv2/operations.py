@@ -56,12 +56,14 @@ def push_image(
     tags: Sequence[str],
     *,
     compress: str | None = None,
+    memory: CompressionMemory | None = None,
 ) -> list[PushResult]:
     """Push one image into ``repository`` under each of ``tags``.
 
     ``compress`` (``"gzip"`` or ``"zstd"``) compresses the layers stored uncompressed on the
     way; None keeps every layer byte for byte (and the image's digest). Every blob is confirmed
-    before the manifest goes up.
+    before the manifest goes up. ``memory`` keeps what layers compressed to (default:
+    :func:`compression_memory` of ``registry``).
 
     Example:
         >>> with ImageArchive.open("app.tar") as archive:  # doctest: +SKIP
@@ -71,9 +73,7 @@ def push_image(
     if algorithm is None:
         return registry.push_image(image, repository, tags)
     registry.check_target(repository, tags)
-    memory = CompressionMemory(
-        Path(registry.config.state_dir or default_state_dir()) / "compressed"
-    )
+    memory = memory or compression_memory(registry)
     layers = compressed_layers(image, algorithm, memory)
     uploads = [*layers, image.config]
     blobs = tuple(registry.engine.push_blobs(repository, uploads))
@@ -87,6 +87,16 @@ def push_image(
     return registry.put_manifests(repository, tags, manifest, media_type, blobs)
 
 
+def compression_memory(registry: Registry) -> CompressionMemory:
+    """Where what layers compressed to is kept for ``registry``: its state directory.
+
+    Example:
+        >>> compression_memory(registry).directory  # doctest: +SKIP
+        PosixPath('/home/al/.cache/registryv2/compressed')
+    """
+    return CompressionMemory(Path(registry.config.state_dir or default_state_dir()) / "compressed")
+
+
 def push_tar(
     registry: Registry,
     tar_path: str | os.PathLike[str],
@@ -95,6 +105,7 @@ def push_tar(
     *,
     image: str | None = None,
     compress: str | None = None,
+    memory: CompressionMemory | None = None,
 ) -> PushResult:
     """Push an image of an archive under ``repository:tag``: see
     :meth:`RegistryClient.push <registryv2.client.RegistryClient.push>`.
@@ -106,13 +117,17 @@ def push_tar(
     with ImageArchive.open(tar_path) as archive:
         target = target_for(archive, repository, tag, image)
         pushed = push_image(
-            registry, target.image, target.repository, target.tags, compress=compress
+            registry, target.image, target.repository, target.tags, compress=compress, memory=memory
         )
         return pushed[0]
 
 
 def push_tar_all_tags(
-    registry: Registry, tar_path: str | os.PathLike[str], *, compress: str | None = None
+    registry: Registry,
+    tar_path: str | os.PathLike[str],
+    *,
+    compress: str | None = None,
+    memory: CompressionMemory | None = None,
 ) -> list[PushResult]:
     """Push every image of an archive under every one of its own tags, in the archive's order:
     see :meth:`RegistryClient.push_all_tags <registryv2.client.RegistryClient.push_all_tags>`.
@@ -121,12 +136,18 @@ def push_tar_all_tags(
         >>> [r.tag for r in push_tar_all_tags(registry, "app.tar")]  # doctest: +SKIP
         ['v1', 'latest']
     """
+    memory = memory or compression_memory(registry)
     with ImageArchive.open(tar_path) as archive:
         results = {
             (result.repository, result.tag): result
             for target in targets_for_all_tags(archive)
             for result in push_image(
-                registry, target.image, target.repository, target.tags, compress=compress
+                registry,
+                target.image,
+                target.repository,
+                target.tags,
+                compress=compress,
+                memory=memory,
             )
         }
         return [results[normalize_archive_tag(t)] for t in archive.tags]
