@@ -25,6 +25,14 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def other(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A second registry, to copy between two."""
+    server = RegistryServer(tmp_path_factory.mktemp("other-registry"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def repo(request: pytest.FixtureRequest) -> str:
     """A repository name of this test's own, so tests sharing a registry never collide."""

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+
+from .servers import Closing
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Answer:
 Answering = Callable[[Request, "HostileRegistry"], Answer]
 
 
-class HostileRegistry:
+class HostileRegistry(Closing):
     """``with HostileRegistry(answer) as hostile:`` then point a client at ``hostile.url``."""
 
     def __init__(self, answer: Answering) -> None:
@@ -108,14 +109,3 @@ class HostileRegistry:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-    def __enter__(self) -> HostileRegistry:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -34,9 +34,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 
 from registryv2 import RetryPolicy
+
+from .servers import Closing
 
 # Retries as stubborn as the default policy, without its waits: for tests that fail on purpose.
 FAST = RetryPolicy(initial_delay=0.001, max_delay=0.01)
@@ -64,7 +65,7 @@ def reset(connection: socket.socket) -> None:
     connection.close()
 
 
-class FaultyProxy:
+class FaultyProxy(Closing):
     """``with FaultyProxy(registry.host) as proxy:`` then use ``proxy.url`` as the registry."""
 
     def __init__(self, upstream: str) -> None:
@@ -277,17 +278,6 @@ class FaultyProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> FaultyProxy:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def _body_pieces(handler: BaseHTTPRequestHandler, declared: int | None) -> Iterator[bytes]:
     """Read a request body in pieces: ``declared`` bytes, or chunked transfer encoding."""
@@ -311,7 +301,7 @@ def _exactly(rfile: io.BufferedIOBase, length: int) -> Iterator[bytes]:
         yield piece
 
 
-class SilentServer:
+class SilentServer(Closing):
     """A port that accepts connections and never answers: a hung registry, or a black hole."""
 
     def __init__(self) -> None:
@@ -335,9 +325,3 @@ class SilentServer:
         self._socket.close()
         for connection in self._held:
             connection.close()
-
-    def __enter__(self) -> SilentServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -7,12 +7,11 @@ import shlex
 import subprocess
 import sys
 import time
-from types import TracebackType
 
-from .servers import require
+from .servers import Closing, require
 
 
-class Terminal:
+class Terminal(Closing):
     """``registryv2 ARGS`` running in its own tmux server, on a screen ``width`` x ``height``.
 
     The pane stays open after the command ends, showing ``EXIT=<status>``.
@@ -66,14 +65,3 @@ class Terminal:
         subprocess.run(
             [require("tmux"), "-L", self.socket, "kill-server"], check=False, capture_output=True
         )
-
-    def __enter__(self) -> Terminal:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

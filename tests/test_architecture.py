@@ -77,8 +77,6 @@ def imports_of(relative: str, source: str) -> set[str]:
                 path = _path_of(name)
                 if path is not None:
                     found.add(path)
-    # ``from .x import y`` lists both x and x.y; keep what is a module of its own.
-    found.discard(relative)
     return found
 
 

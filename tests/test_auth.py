@@ -239,22 +239,12 @@ def test_login_saves_what_docker_and_skopeo_read_and_logout_removes_it(
         )
 
     host, ca_cert = tls_registry.host, str(ca.ca_pem)
-    bad = cli(
-        "login", host, "-u", "alice", "--password-stdin", "--ca-cert", ca_cert, password="wrong\n"
-    )
+    login = ("login", host, "-u", "alice", "--password-stdin", "--ca-cert", ca_cert)
+    bad = cli(*login, password="wrong\n")
     assert bad.returncode == 1 and "refused the credentials of 'alice'" in bad.stderr
     assert not (config_dir / "config.json").exists()
 
-    good = cli(
-        "login",
-        host,
-        "-u",
-        "alice",
-        "--password-stdin",
-        "--ca-cert",
-        ca_cert,
-        password=USERS["alice"] + "\n",
-    )
+    good = cli(*login, password=USERS["alice"] + "\n")
     assert good.returncode == 0, good.stderr
     config = config_dir / "config.json"
     entry = json.loads(config.read_text())["auths"][host]
@@ -278,17 +268,7 @@ def test_login_saves_what_docker_and_skopeo_read_and_logout_removes_it(
     assert json.loads(config.read_text())["auths"] == {}
     done = cli("logout", host, "--json")
     assert json.loads(done.stdout) == {"registry": host, "removed": False}
-    done = cli(
-        "login",
-        host,
-        "-u",
-        "alice",
-        "--password-stdin",
-        "--ca-cert",
-        ca_cert,
-        "--json",
-        password=USERS["alice"] + "\n",
-    )
+    done = cli(*login, "--json", password=USERS["alice"] + "\n")
     assert json.loads(done.stdout) == {
         "registry": host,
         "username": "alice",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,6 @@ from .servers import RegistryServer, push_index, skopeo, skopeo_pull_dir, skopeo
 from .test_cli import assert_one_line_error, run
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def other(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    """A second registry, to copy between two."""
-    server = RegistryServer(tmp_path_factory.mktemp("other-registry"))
-    yield server
-    server.stop()
 
 
 def test_copy_within_a_registry_mounts_every_blob(

@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,23 @@ pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
+def _run_example(
+    script: str, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> list[str]:
+    """Run ``examples/script`` as a user does; its lines of output, once it has succeeded."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.splitlines()
+
+
 def test_a_script_written_for_the_async_library_runs_once_await_is_deleted(
     tmp_path: Path,
 ) -> None:
@@ -27,17 +43,9 @@ def test_a_script_written_for_the_async_library_runs_once_await_is_deleted(
     try:
         write_legacy(tmp_path / "my-image.tar", [simple_image(seed="mine")])
         write_docker25(tmp_path / "exported-image.tar", [simple_image(tag="exported/app:2.1")])
-        done = subprocess.run(
-            [sys.executable, str(EXAMPLES / "migrated_from_async.py")],
-            cwd=tmp_path,
-            env={**os.environ, "REGISTRY_URL": registry.url},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        lines = _run_example(
+            "migrated_from_async.py", cwd=tmp_path, env={"REGISTRY_URL": registry.url}
         )
-        assert done.returncode == 0, done.stderr
-        lines = done.stdout.splitlines()
         assert lines[0] == "Registry accessible: True"
         pushed = get_manifest(registry.url, "myapp", "v1.0.0")["digest"]
         assert lines[1] == f"Upload complete: {pushed}"
@@ -102,28 +110,8 @@ def test_the_api_works_inside_a_running_event_loop(
     assert tags == ["v1"] and digest == get_manifest(registry.url, "loop/app", "v1")["digest"]
 
 
-def _run_example(script: str, *args: str, cwd: Path) -> list[str]:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.splitlines()
-
-
-@pytest.fixture(scope="module")
-def second_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    server = RegistryServer(tmp_path_factory.mktemp("second"))
-    yield server
-    server.stop()
-
-
 def test_each_task_script_runs_against_a_real_registry(
-    registry: RegistryServer, second_registry: RegistryServer, tmp_path: Path
+    registry: RegistryServer, other: RegistryServer, tmp_path: Path
 ) -> None:
     image = simple_image(tag="docker.io/examples/tool:1.0", seed="tasks", n_layers=3)
     image.tags.append("examples/tool:latest")
@@ -144,7 +132,7 @@ def test_each_task_script_runs_against_a_real_registry(
     checked = skopeo_to_dir(f"docker-archive:{pulled}", tmp_path / "checked")
     assert len(checked["layers"]) == 3
 
-    target = f"{second_registry.host}/mirror/app:v1"
+    target = f"{other.host}/mirror/app:v1"
     out = _run_example(
         "copy_and_tag.py", f"{registry.host}/examples/app:v1", target, "stable", cwd=tmp_path
     )
@@ -152,15 +140,15 @@ def test_each_task_script_runs_against_a_real_registry(
         f"copied {registry.host}/examples/app:v1 -> {target} {digest}",
         f"tagged stable {digest}",
     ]
-    assert sorted(list_tags(second_registry.url, "mirror/app")) == ["stable", "v1"]
+    assert sorted(list_tags(other.url, "mirror/app")) == ["stable", "v1"]
 
-    out = _run_example("list_and_inspect.py", second_registry.host, cwd=tmp_path)
-    manifest = get_manifest(second_registry.url, "mirror/app", "v1")
+    out = _run_example("list_and_inspect.py", other.host, cwd=tmp_path)
+    manifest = get_manifest(other.url, "mirror/app", "v1")
     size = sum(layer["size"] for layer in manifest["layers"])
     assert sorted(out) == [
         f"mirror/app:{t} {digest} linux/amd64 3 layers {size} bytes" for t in ("stable", "v1")
     ]
 
-    out = _run_example("delete.py", second_registry.host, "mirror/app", "v1", cwd=tmp_path)
+    out = _run_example("delete.py", other.host, "mirror/app", "v1", cwd=tmp_path)
     assert out[0] == f"deleting {digest} and its tags ['stable', 'v1']"
     assert out[1] == "left: []"
