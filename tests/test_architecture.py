@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 import re
@@ -25,6 +26,7 @@ PACKAGE = ROOT / "registryv2"
 DOC = ROOT / "docs" / "architecture.md"
 
 
+@functools.cache
 def _table(heading: str) -> list[list[str]]:
     """The rows of the first table under ``## heading``, header and rule left out."""
     section = DOC.read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]

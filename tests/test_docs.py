@@ -209,7 +209,7 @@ def test_every_block_of_the_guide_runs(world: World, monkeypatch: pytest.MonkeyP
     assert "v1-gzip" not in list_tags(world.main.url, "team/app")
     assert sorted(
         list_tags(
-            world.private.url.replace("https://", ""),
+            world.private.url,
             "team/app",
             username="alice",
             password=PASSWORD,
