@@ -2,8 +2,9 @@
 
 :class:`BlobUpload` reads as the protocol does: check whether the registry has the blob (HEAD);
 continue an upload a previous run left open, mount the blob from another repository, or start
-an upload (POST); send the bytes (one PUT for a blob that fits in a chunk, else one PATCH per
-chunk); commit (PUT with the digest computed while sending). A registry that rejects the bytes
+an upload (POST); send the bytes (one PUT for a blob that fits in a chunk, else PATCHes that
+stream several chunks each, or one per chunk); commit (PUT with the digest, carrying the last
+segment when the digest is known before the bytes are read). A registry that rejects the bytes
 (another digest) never commits them.
 
 When a step fails in a way that may pass (a reset, a timeout, a 503), the upload waits as the
@@ -49,9 +50,12 @@ _SKIP_BUFFER = 1024 * 1024
 _MAX_PUT_BODY = 16 * 1024 * 1024
 # Bytes read (and held) at a time when a request streams the source.
 _MAX_PIECE = 1024 * 1024
-# A streamed request starts at this many chunks (what an interruption may lose early on),
-# doubling while the link holds, up to the max; after a failure it starts again from one.
-_FIRST_SEGMENT_CHUNKS = 1
+# A streamed request starts at one chunk (what an interruption may lose early on); each next
+# one carries about this many seconds of sending at the rate the link moved the last (its
+# round trip aside), up to the max: few round trips on a distant link, little lost to a reset
+# on any link. The commit takes the rest when less than two segments are left. After a
+# failure the segments start again from one chunk.
+_SEGMENT_SECONDS = 1.0
 _MAX_SEGMENT_CHUNKS = 64
 # Answers to a PATCH of several chunks that say the registry wants them one per request.
 _NO_STREAMING = (400, 411, 413, 416)
@@ -112,11 +116,13 @@ class _SizedSegment(_Segment):
 class BlobUpload:
     """One blob going into one repository, from the HEAD that may find it there to the commit.
 
-    The bytes go in segments: a PATCH streams one chunk, the next two, then four, doubling up
-    to 64 while the registry keeps taking them (a round trip per segment, not per chunk; a
-    reset loses at most the segment in flight, and the segments grow again from one chunk). Without
-    ``streaming``, or for a registry that rejects a long PATCH or asks for a minimum length, it
-    sends one chunk per PATCH. A blob of one chunk goes up with the commit, in one PUT.
+    The bytes go in segments: a PATCH streams one chunk, the next as many chunks as about a
+    second of sending at the rate the last one went (up to 64), and the commit's PUT carries
+    the last segment when the blob's digest is known beforehand: a round trip per segment, not
+    per chunk, and a reset loses at most the segment in flight (the segments start again from
+    one chunk). Without ``streaming``, or for a registry that rejects a long PATCH or asks for
+    a minimum length, it sends one chunk per PATCH. A blob of one chunk goes up with the
+    commit, in one PUT.
 
     Args:
         transport: the registry's transport.
@@ -162,7 +168,8 @@ class BlobUpload:
         self.location: str | None = None  # where the registry takes the next bytes
         self.offset = 0  # bytes of the blob the registry has confirmed
         self.sent = 0  # bytes the registry accepted from us in this run
-        self._segment = _FIRST_SEGMENT_CHUNKS  # chunks in the next streamed PATCH
+        self._segment = 1  # chunks in the next streamed request
+        self._round_trip = 0.0  # seconds the last request without a body took
         self._found_size: int | None = None  # the size the registry gave for the blob
         self._ended = False  # the source ended, and the registry confirmed all of it
         self._entry: JournalEntry | None = None
@@ -270,6 +277,7 @@ class BlobUpload:
             params=params,
             retry=False,
         )
+        self._round_trip = response.elapsed.total_seconds()
         if response.status_code == 201:
             return True
         location = response.headers.get("Location")
@@ -295,7 +303,17 @@ class BlobUpload:
         while not self._ended and self.offset != self.blob.size:
             if self.cancel.is_set():
                 raise CancelledError(self.what)
+            if self._last_segment_goes_with_commit():
+                return
             self._send_segment()
+
+    def _last_segment_goes_with_commit(self) -> bool:
+        """Whether the rest of the blob is less than two segments and may go with the commit:
+        when streaming a blob whose digest is known before its bytes are read."""
+        size, digest = self.blob.size, self.blob.digest
+        if not self.streaming or size is None or digest is None:
+            return False
+        return size - self.offset < 2 * self._segment * self.chunk_size
 
     def _send_segment(self) -> None:
         """PATCH the next segment: several chunks when streaming, else one."""
@@ -336,28 +354,53 @@ class BlobUpload:
         if (isinstance(body, _Segment) and body.ended) or (size is None and sent < limit):
             self._ended = True
         if self.streaming:
-            self._segment = min(self._segment * 2, _MAX_SEGMENT_CHUNKS)
+            self._size_next_segment(sent, response.elapsed.total_seconds())
+
+    def _size_next_segment(self, sent: int, seconds: float) -> None:
+        """Chunks for the next segment: about ``_SEGMENT_SECONDS`` of sending at the rate the
+        last segment moved, less the round trip an empty request takes (at most half of it)."""
+        moving = max(seconds - self._round_trip, seconds / 2, 1e-3)
+        fit = int(sent / moving * _SEGMENT_SECONDS) // self.chunk_size
+        self._segment = max(1, min(fit, _MAX_SEGMENT_CHUNKS))
 
     def _commit(self) -> BlobResult:
-        """PUT the digest computed over every byte (with the bytes, for a one-chunk blob)."""
+        """PUT the digest: with the bytes of a one-chunk blob (read first, then checked), or
+        streaming the last segment of a blob whose digest is known (checked as it goes, and
+        again by the registry); else after every byte, with the digest computed over them."""
         assert self.location is not None
-        body = b""
+        size = self.blob.size
+        body: _Segment | bytes = b""
         if self._fits_one_request():
-            assert self.blob.size is not None
-            body = self.read(self.blob.size - self.offset)
-        length = self.offset + len(body)
-        digest = self.blob.verify(length, self._hasher.hexdigest())
-        response = self.transport.request(
-            "PUT",
-            with_query(self.location, digest=digest),
-            what=self.what,
-            expect=(201,),
-            headers=OCTET_STREAM if body else None,
-            data=body or None,
-            retry=False,
-        )
-        self.sent += len(body)
-        self.offset = length
+            assert size is not None
+            body = self.read(size - self.offset)
+        elif size is not None and self.offset < size:
+            first = self.read(min(self.piece, size - self.offset))
+            body = _SizedSegment(self, first, size - self.offset)
+        if isinstance(body, bytes):
+            digest = self.blob.verify(self.offset + len(body), self._hasher.hexdigest())
+        else:
+            assert self.blob.digest is not None
+            digest = self.blob.digest
+        try:
+            response = self.transport.request(
+                "PUT",
+                with_query(self.location, digest=digest),
+                what=self.what,
+                expect=(201,),
+                headers=OCTET_STREAM if body else None,
+                data=body or None,
+                retry=False,
+            )
+        except RegistryError:
+            if isinstance(body, _Segment) and self.offset + body.sent == size:
+                # All of it went: bytes that are not the blob say so better than the registry.
+                self.blob.verify(self.offset + body.sent, self._hasher.hexdigest())
+            raise
+        sent = body.sent if isinstance(body, _Segment) else len(body)
+        if isinstance(body, _Segment):
+            self.blob.verify(self.offset + sent, self._hasher.hexdigest())
+        self.sent += sent
+        self.offset += sent
         answered = response.headers.get("Docker-Content-Digest")
         if answered and answered != digest:
             raise RegistryError(f"{self.what}: the registry stored it as {answered}")
@@ -380,6 +423,7 @@ class BlobUpload:
         except NotFoundError:
             self._drop_upload()
             return
+        self._round_trip = response.elapsed.total_seconds()
         header = response.headers.get("Range", "").strip()
         match = _RANGE.match(header)
         # "0-0" is how the CNCF registry says "nothing yet" (it cannot say 0-(-1)).

@@ -351,3 +351,44 @@ def test_a_blob_of_another_size_than_its_descriptor_is_refused_at_once() -> None
     mismatch = pytest.raises(DigestMismatchError, match="sends 10004 bytes, the manifest says")
     with client() as c, c.blob_reader("app", LAYER_INFO) as reader, mismatch:
         reader.read(10)
+
+
+@responses.activate
+def test_a_layer_of_known_digest_sends_its_last_segment_with_the_commit(tmp_path: Path) -> None:
+    tar, image = one_layer_archive(tmp_path, 12 * 1024 * 1024)
+    layer = image.stored_layers()[0]
+    chunk = 5 * 1024 * 1024  # the default; a chunk_size given would mean one PATCH per chunk
+    responses.head(re.compile(rf"{BASE}/v2/app/blobs/.*"), status=404)
+    responses.post(
+        f"{BASE}/v2/app/blobs/uploads/",
+        status=202,
+        headers={"Location": "/v2/app/blobs/uploads/u1?_state=s0"},
+    )
+    patches: list[str] = []
+
+    def patch(request):  # type: ignore[no-untyped-def]
+        body = b"".join(request.body)
+        start, end = map(int, request.headers["Content-Range"].split("-"))
+        assert body == layer[start : end + 1]
+        patches.append(request.headers["Content-Range"])
+        return 202, {"Location": f"/v2/app/blobs/uploads/u1?_state=s{len(patches)}"}, b""
+
+    responses.add_callback(
+        "PATCH", re.compile(rf"{BASE}/v2/app/blobs/uploads/u1.*"), callback=patch
+    )
+    commits: dict[str, bytes] = {}
+
+    def put(request):  # type: ignore[no-untyped-def]
+        digest = parse_qs(urlsplit(request.url).query)["digest"][0]
+        body = request.body
+        commits[digest] = b"".join(body) if not isinstance(body, bytes | None) else body or b""
+        return 201, {"Docker-Content-Digest": digest}, b""
+
+    responses.add_callback("PUT", re.compile(rf"{BASE}/v2/app/blobs/uploads/u1.*"), callback=put)
+    responses.put(f"{BASE}/v2/app/manifests/v1", status=201)
+    with client() as c:
+        c.push(tar, "app", "v1")
+    # One chunk first (the mock answers at once, so the next segment is as large as may be:
+    # more than the rest), then the rest with the commit, under the digest the archive gives.
+    assert patches == [f"0-{chunk - 1}"]
+    assert commits[sha256_digest(layer)] == layer[chunk:]

@@ -23,15 +23,13 @@ from registryv2 import (
     push_docker_tar_with_original_tags,
 )
 from registryv2.events import TransferEvent
-from tests.archives import write_big_legacy
-from tests.proxies import FaultyProxy
-
 from .archives import (
     SampleImage,
     file_digest,
     layer_tar,
     sha256,
     simple_image,
+    write_big_legacy,
     write_docker25,
     write_legacy,
     write_oci_dir,
@@ -39,6 +37,7 @@ from .archives import (
 from .archives import (
     _add as add_member,
 )
+from .proxies import FaultyProxy
 from .servers import RegistryServer, skopeo, skopeo_pull_dir
 
 pytestmark = pytest.mark.integration
@@ -306,6 +305,27 @@ def test_corrupt_layer_is_refused_and_no_manifest_is_put(
     assert sha256(layer) in str(err.value)
     r = requests.get(f"{registry.url}/v2/{repo}/manifests/v1")
     assert r.status_code == 404
+
+
+def test_a_large_layer_corrupt_near_its_end_is_refused_by_digest(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    # Its last segment goes with the commit, under the digest the archive gives: the bytes
+    # are checked as they go, and the registry checks them too; either way, one clear error.
+    tar = write_big_legacy(tmp_path / "big.tar", "big:v1", [12 << 20])
+    with tarfile.open(tar) as archive:
+        member = archive.getmember("l0/layer.tar")
+        config = archive.extractfile("config.json")
+        assert config is not None
+        layer_digest = json.load(config)["rootfs"]["diff_ids"][0]
+    data = bytearray(tar.read_bytes())
+    data[member.offset_data + member.size - 100_000] ^= 0xFF
+    tar.write_bytes(bytes(data))
+    with pytest.raises(DigestMismatchError, match=layer_digest) as err:
+        push_docker_tar(tar, registry.url, repo, "v1")
+    assert "the bytes have digest" in str(err.value)
+    assert requests.get(f"{registry.url}/v2/{repo}/manifests/v1").status_code == 404
+    assert requests.head(f"{registry.url}/v2/{repo}/blobs/{layer_digest}").status_code == 404
 
 
 def test_skopeo_pushed_image_archive_round_trip(

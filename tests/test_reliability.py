@@ -213,6 +213,16 @@ def test_a_stalled_request_is_given_up_and_retried(
 # -- resume across runs ---------------------------------------------------------------------------
 
 
+def quiet(proxy: FaultyProxy) -> int:
+    """The bytes uploaded through ``proxy`` once the last run's are all in: a process that
+    stopped mid-request leaves its socket's buffered bytes to arrive after it."""
+    while True:
+        before = proxy.uploaded
+        time.sleep(0.3)
+        if proxy.uploaded == before:
+            return before
+
+
 def kill_when(server: RegistryServer, proxy: FaultyProxy, uploaded: int) -> Callable[[Seen], None]:
     """Kill the registry before the first request forwarded after ``uploaded`` bytes arrived."""
 
@@ -244,13 +254,14 @@ def test_a_push_cut_off_by_a_registry_crash_continues_on_the_next_run(
         own_registry.start()
         proxy.before_forward = None
         proxy.throttle = 0
-        sent_before = proxy.uploaded
+        sent_before = quiet(proxy)
         second = run_cli("push", "-q", str(tar), ref, env=env)
         assert second.returncode == 0, second.stderr
         sent_again = proxy.uploaded - sent_before
-    # The second run continued the one layer from the registry's offset (about 15 MiB in;
-    # the chunk in flight at the crash is lost): starting over would send all of it.
-    assert sent_again < 0.75 * size
+    # The second run continued the one layer from the registry's offset (at least the first
+    # segment, one chunk, went through before the crash; the segment in flight is lost):
+    # starting over would send all of it.
+    assert sent_again < size - 4 * MiB
     assert list((cache / "registryv2" / "uploads").glob("*.json")) == []
     pulled = skopeo_pull_dir(f"{own_registry.host}/one:v1", tmp_path / "out")
     assert pulled["digest"] == second.stdout.strip()
@@ -281,11 +292,11 @@ def test_an_interrupted_push_keeps_its_uploads_for_the_next_run(
         assert "Traceback" not in stderr
         assert not proxy.seen("DELETE")  # kept, not cancelled
         assert len(list((cache / "registryv2" / "uploads").glob("*.json"))) == 1
-        sent_before = proxy.uploaded
         proxy.throttle = 0
+        sent_before = quiet(proxy)
         done = run_cli("push", "-q", str(tar), ref, env={"XDG_CACHE_HOME": str(cache)})
         assert done.returncode == 0, done.stderr
-        assert proxy.uploaded - sent_before < 0.8 * size
+        assert proxy.uploaded - sent_before < size - 4 * MiB  # the first segment was kept
     assert skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")["digest"] == (
         done.stdout.strip()
     )
