@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import socket
 import ssl
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
+import certifi
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.ssl_ import create_urllib3_context
 
 from ._version import __version__
 from .auth import Authenticator, scopes_for
@@ -45,6 +48,9 @@ from .retry import (
     is_transient,
     parse_retry_after,
 )
+
+if TYPE_CHECKING:
+    from requests.adapters import _HostParams, _PoolKwargs
 
 USER_AGENT = f"registryv2/{__version__}"
 _STATUS_ERRORS: dict[int, type[RegistryError]] = {
@@ -94,11 +100,45 @@ class _Connections:
 
 
 class _TrackingAdapter(HTTPAdapter):
-    """requests' adapter, with pools that report which connection is in use, and by whom."""
+    """requests' adapter, with pools that report which connection is in use, and by whom, and
+    one TLS context for every https connection.
 
-    def __init__(self, in_use: _Connections, **kwargs: Any) -> None:
+    Left to itself, urllib3 builds a context for each new connection and loads the trusted
+    certificates into it: some 20 ms of CPU per connection, paid again by every worker. Here
+    the certificates are loaded once, on the first https connection, from where requests
+    would take them for ``verify`` (a CA bundle or directory, ``REQUESTS_CA_BUNDLE`` /
+    ``CURL_CA_BUNDLE``, else certifi's bundle), and each connection only takes the context.
+    """
+
+    def __init__(self, in_use: _Connections, verify: bool | str, **kwargs: Any) -> None:
         self._in_use = in_use
+        self._verify = verify
+        self._tls: ssl.SSLContext | None = None
+        self._tls_lock = threading.Lock()
         super().__init__(**kwargs)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        with self._tls_lock:
+            if self._tls is None:
+                self._tls = tls_context(self._verify)
+            return self._tls
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        if host_params["scheme"] == "https":
+            pool_kwargs.pop("ca_certs", None)
+            pool_kwargs.pop("ca_cert_dir", None)
+            pool_kwargs["ssl_context"] = self._tls_context()
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+        if getattr(conn, "conn_kw", {}).get("ssl_context") is not None:
+            conn.ca_certs = conn.ca_cert_dir = None  # in the context already
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -122,6 +162,29 @@ class _TrackingAdapter(HTTPAdapter):
             "http": tracking(HTTPConnectionPool),
             "https": tracking(HTTPSConnectionPool),
         }
+
+
+def tls_context(verify: bool | str) -> ssl.SSLContext:
+    """A TLS context trusting what requests would trust for ``verify``: nothing checked for
+    False, a CA bundle file or directory for a path, else ``REQUESTS_CA_BUNDLE`` or
+    ``CURL_CA_BUNDLE`` when set, else certifi's bundle.
+
+    Example:
+        >>> tls_context(False).verify_mode == ssl.CERT_NONE
+        True
+    """
+    if verify is False:
+        return create_urllib3_context(cert_reqs=ssl.CERT_NONE)
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    where = verify if isinstance(verify, str) else None
+    where = where or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    where = where or certifi.where()
+    if os.path.isdir(where):
+        context.load_verify_locations(capath=where)
+    elif os.path.exists(where):
+        context.load_verify_locations(cafile=where)
+    # A path that does not exist: requests refuses it by name before any connection.
+    return context
 
 
 def split_registry_url(url: str) -> tuple[str | None, str]:
@@ -229,13 +292,15 @@ class Transport:
         pool_size = 4 * config.workers + 4
         self.session = requests.Session()
         self._in_use = _Connections()
-        adapter = _TrackingAdapter(self._in_use, pool_connections=2, pool_maxsize=pool_size)
+        # Passed with every request: a session-level verify would lose to REQUESTS_CA_BUNDLE.
+        self._verify: bool | str = config.ca_bundle or not config.insecure
+        adapter = _TrackingAdapter(
+            self._in_use, self._verify, pool_connections=2, pool_maxsize=pool_size
+        )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.max_redirects = MAX_REDIRECTS
-        # Passed with every request: a session-level verify would lose to REQUESTS_CA_BUNDLE.
-        self._verify: bool | str = config.ca_bundle or not config.insecure
         # urllib3 bounds the TLS handshake (bytes from the server) by the connect timeout: a
         # read timeout shorter than that must bound it too.
         self.timeouts = (min(config.connect_timeout, config.timeout), config.timeout)

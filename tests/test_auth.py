@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -12,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import certifi
 import pytest
+import urllib3
 
 from registryv2 import AuthenticationError, RegistryClient, RegistryError
 
@@ -173,6 +176,47 @@ def test_untrusted_certificate_is_refused_unless_told_otherwise(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.ca_pem))
     with RegistryClient(tls_registry.host, **creds) as client:
         assert isinstance(client.list_repositories(), list)
+
+
+@pytest.mark.parametrize("trust", ["REQUESTS_CA_BUNDLE", "ca_bundle"])
+def test_trusted_certificates_are_loaded_once_for_all_connections(
+    tls_registry: RegistryServer,
+    ca: CertificateAuthority,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    trust: str,
+) -> None:
+    # A bundle as large as a system's: loading it takes tens of ms, which every worker's
+    # connection used to pay again.
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(Path(certifi.where()).read_bytes() + ca.ca_pem.read_bytes())
+    options: dict[str, Any] = {"username": "alice", "password": USERS["alice"], "workers": 4}
+    if trust == "ca_bundle":
+        options["ca_bundle"] = str(bundle)
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    else:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    loads = count_calls(monkeypatch, ssl.SSLContext, "load_verify_locations")
+    connections = count_calls(monkeypatch, urllib3.connection.HTTPSConnection, "connect")
+    tar = write_legacy(tmp_path / "a.tar", [simple_image(n_layers=8)])
+    with RegistryClient(tls_registry.host, **options) as client:
+        digest = client.push(tar, "once/app", trust).digest
+        assert client.get_manifest("once/app", trust).digest == digest
+    assert len(connections) > 2
+    assert loads == [str(bundle)]
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, cls: type, name: str) -> list[Any]:
+    """Record the first argument (or the instance) of every call of ``cls.name``."""
+    seen: list[Any] = []
+    original = getattr(cls, name)
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(args[0] if args else kwargs.get("cafile", self))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, name, recording)
+    return seen
 
 
 def test_token_mode_anonymous_pulls_authenticated_pushes(
