@@ -23,6 +23,7 @@ from registryv2 import (
     push_docker_tar_with_original_tags,
 )
 from registryv2.events import TransferEvent
+
 from .archives import (
     SampleImage,
     file_digest,
