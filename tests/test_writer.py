@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from registryv2 import ImageArchive, RegistryClient, RegistryV2Error
+from registryv2 import ArchiveWriteError, ImageArchive, RegistryClient, RegistryV2Error
 from registryv2.archive.writer import ArchiveWriter
 from registryv2.operations import save_images
 
-from .archives import sha256, simple_image, write_legacy
+from .archives import sha256, simple_image, write_big_legacy, write_legacy
 from .servers import skopeo_to_dir
 
 
@@ -60,3 +62,39 @@ def test_a_slot_takes_no_more_than_its_blob(tmp_path: Path) -> None:
         [(_, first), *_] = writer.pending
         writer.blob_writer(first).write(b"x" * (first.size + 1))
     assert not (tmp_path / "out.tar").exists()
+
+
+def rewrite(source: Path, out: Path) -> None:
+    with ImageArchive.open(source) as archive, RegistryClient("localhost:1") as client:
+        save_images(archive.images, out, client)
+
+
+def test_a_large_archive_is_written_back_while_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Written back to disk in the background as it grows, so the final fsync has only the
+    # rest to wait for; the archive is whole all the same.
+    synced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(fd), real(fd))[1])
+    source = write_big_legacy(tmp_path / "big.tar", "big:v1", [80 << 20])
+    rewrite(source, tmp_path / "out.tar")
+    assert synced  # at least once during the writing (80 MiB, one write-back per 32 MiB)
+    read = skopeo_to_dir(f"docker-archive:{tmp_path / 'out.tar'}:big:v1", tmp_path / "read")
+    with ImageArchive.open(source) as archive:
+        assert read["layers"][0]["digest"] == archive.images[0].layers[0].digest
+
+
+def test_a_failed_background_write_back_fails_the_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The disk's error reaches the background write-back (and only its descriptor): it must
+    # still fail the archive, which is then never moved into place.
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    source = write_big_legacy(tmp_path / "big.tar", "big:v1", [40 << 20])
+    with pytest.raises(ArchiveWriteError, match=r"out\.tar: cannot write \(Input/output error\)"):
+        rewrite(source, tmp_path / "out.tar")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["big.tar"]

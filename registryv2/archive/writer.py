@@ -32,6 +32,8 @@ from ..manifest import OCI_INDEX, sha256_digest
 from .layout import OCI_LAYOUT, blob_path, tag_annotations
 
 _BLOCK = tarfile.BLOCKSIZE
+# Bytes written between two background write-backs of the file.
+_FLUSH_EVERY = 32 * 1024 * 1024
 
 
 def _padded(size: int, unit: int = _BLOCK) -> int:
@@ -51,21 +53,55 @@ def _header(name: str, size: int, directory: bool = False) -> bytes:
 
 class _File:
     """The temporary file being written: writes after it was closed are refused, not misdirected
-    (a late worker must never write into whatever file reuses the descriptor)."""
+    (a late worker must never write into whatever file reuses the descriptor).
+
+    Every 32 MiB written, a thread writes the file back to disk (``fdatasync``) while the
+    downloads go on, so that the final ``fsync`` waits only for the rest.
+    """
 
     def __init__(self, path: str, fd: int) -> None:
         self.path = path
         self.fd = fd
         self.lock = threading.Lock()
+        self._unflushed = 0
+        self._flusher: threading.Thread | None = None
+        self._flush_error: OSError | None = None
 
     def pwrite(self, data: memoryview, offset: int) -> int:
         with self.lock:
             if self.fd < 0:
                 raise CancelledError(f"{self.path}: already abandoned")
             try:
-                return os.pwrite(self.fd, data, offset)
+                n = os.pwrite(self.fd, data, offset)
             except OSError as e:
                 raise ArchiveWriteError(f"{self.path}: cannot write ({e.strerror})") from None
+            self._unflushed += n
+            if self._unflushed >= _FLUSH_EVERY and not (self._flusher and self._flusher.is_alive()):
+                self._unflushed = 0
+                # Its own descriptor: the file may be closed (abandoned) while it runs.
+                self._flusher = threading.Thread(
+                    target=self._write_back, args=(os.dup(self.fd),), daemon=True
+                )
+                self._flusher.start()
+            return n
+
+    def _write_back(self, fd: int) -> None:
+        try:
+            os.fdatasync(fd)
+        except OSError as e:
+            # Reported once, to this descriptor only: sync() raises it.
+            self._flush_error = e
+        finally:
+            os.close(fd)
+
+    def sync(self) -> None:
+        """Everything written is on disk: waits for the write-back in progress, then fsyncs."""
+        if self._flusher is not None:
+            self._flusher.join()
+        with self.lock:
+            os.fsync(self.fd)
+        if self._flush_error is not None:
+            raise self._flush_error
 
     def pread(self, size: int, offset: int) -> bytes:
         with self.lock:
@@ -198,8 +234,7 @@ class ArchiveWriter:
         if short:
             raise RegistryV2Error(f"{self.path}: blobs not written in full: {', '.join(short)}")
         try:
-            with self._file.lock:
-                os.fsync(self._file.fd)
+            self._file.sync()
             self._file.close()
             os.replace(self._temp, self.path)
         except OSError as e:
