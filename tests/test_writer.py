@@ -76,7 +76,12 @@ def test_a_large_archive_is_written_back_while_written(
     # rest to wait for; the archive is whole all the same.
     synced: list[int] = []
     real = os.fdatasync
-    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(fd), real(fd))[1])
+
+    def recording(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording)
     source = write_big_legacy(tmp_path / "big.tar", "big:v1", [80 << 20])
     rewrite(source, tmp_path / "out.tar")
     assert synced  # at least once during the writing (80 MiB, one write-back per 32 MiB)
