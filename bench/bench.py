@@ -158,9 +158,11 @@ def _tree(pid: int) -> list[int]:
     while todo:
         current = todo.pop()
         found.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                todo += [int(child) for child in task.read_text().split()]
+        # A process may end while it is looked at: what is gone has no children to list.
+        with contextlib.suppress(OSError):
+            for task in list(Path(f"/proc/{current}/task").glob("*/children")):
+                with contextlib.suppress(OSError):
+                    todo += [int(child) for child in task.read_text().split()]
     return found
 
 
