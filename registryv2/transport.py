@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import certifi
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.ssl_ import create_urllib3_context
 
@@ -101,27 +101,19 @@ class _Connections:
 
 class _TrackingAdapter(HTTPAdapter):
     """requests' adapter, with pools that report which connection is in use, and by whom, and
-    one TLS context for every https connection.
+    one TLS context per ``verify`` setting for every https connection.
 
     Left to itself, urllib3 builds a context for each new connection and loads the trusted
     certificates into it: some 20 ms of CPU per connection, paid again by every worker. Here
-    the certificates are loaded once, on the first https connection, from where requests
-    would take them for ``verify`` (a CA bundle or directory, ``REQUESTS_CA_BUNDLE`` /
-    ``CURL_CA_BUNDLE``, else certifi's bundle), and each connection only takes the context.
+    the certificates are loaded once, into a context kept for the ``verify`` requests settled
+    on (after ``REQUESTS_CA_BUNDLE`` and the like), and each connection only takes it.
     """
 
-    def __init__(self, in_use: _Connections, verify: bool | str, **kwargs: Any) -> None:
+    def __init__(self, in_use: _Connections, **kwargs: Any) -> None:
         self._in_use = in_use
-        self._verify = verify
-        self._tls: ssl.SSLContext | None = None
+        self._tls: dict[bool | str, ssl.SSLContext] = {}
         self._tls_lock = threading.Lock()
         super().__init__(**kwargs)
-
-    def _tls_context(self) -> ssl.SSLContext:
-        with self._tls_lock:
-            if self._tls is None:
-                self._tls = tls_context(self._verify)
-            return self._tls
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
@@ -132,7 +124,10 @@ class _TrackingAdapter(HTTPAdapter):
         if host_params["scheme"] == "https":
             pool_kwargs.pop("ca_certs", None)
             pool_kwargs.pop("ca_cert_dir", None)
-            pool_kwargs["ssl_context"] = self._tls_context()
+            with self._tls_lock:
+                if verify not in self._tls:
+                    self._tls[verify] = tls_context(verify)
+                pool_kwargs["ssl_context"] = self._tls[verify]
         return host_params, pool_kwargs
 
     def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
@@ -165,9 +160,8 @@ class _TrackingAdapter(HTTPAdapter):
 
 
 def tls_context(verify: bool | str) -> ssl.SSLContext:
-    """A TLS context trusting what requests would trust for ``verify``: nothing checked for
-    False, a CA bundle file or directory for a path, else ``REQUESTS_CA_BUNDLE`` or
-    ``CURL_CA_BUNDLE`` when set, else certifi's bundle.
+    """A TLS context trusting what requests trusts for ``verify``: nothing checked for False,
+    a CA bundle file or directory for a path, requests' own bundle (certifi's) for True.
 
     Example:
         >>> tls_context(False).verify_mode == ssl.CERT_NONE
@@ -176,9 +170,7 @@ def tls_context(verify: bool | str) -> ssl.SSLContext:
     if verify is False:
         return create_urllib3_context(cert_reqs=ssl.CERT_NONE)
     context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
-    where = verify if isinstance(verify, str) else None
-    where = where or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    where = where or certifi.where()
+    where = DEFAULT_CA_BUNDLE_PATH if verify is True else verify
     if os.path.isdir(where):
         context.load_verify_locations(capath=where)
     elif os.path.exists(where):
@@ -292,15 +284,13 @@ class Transport:
         pool_size = 4 * config.workers + 4
         self.session = requests.Session()
         self._in_use = _Connections()
-        # Passed with every request: a session-level verify would lose to REQUESTS_CA_BUNDLE.
-        self._verify: bool | str = config.ca_bundle or not config.insecure
-        adapter = _TrackingAdapter(
-            self._in_use, self._verify, pool_connections=2, pool_maxsize=pool_size
-        )
+        adapter = _TrackingAdapter(self._in_use, pool_connections=2, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.max_redirects = MAX_REDIRECTS
+        # Passed with every request: a session-level verify would lose to REQUESTS_CA_BUNDLE.
+        self._verify: bool | str = config.ca_bundle or not config.insecure
         # urllib3 bounds the TLS handshake (bytes from the server) by the connect timeout: a
         # read timeout shorter than that must bound it too.
         self.timeouts = (min(config.connect_timeout, config.timeout), config.timeout)
