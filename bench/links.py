@@ -17,6 +17,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from tests.servers import Closing
+
 _PIECE = 64 * 1024
 _BURST = 0.02  # seconds of lateness a bucket makes up for
 
@@ -130,7 +132,7 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_WR)
 
 
-class LinkProxy:
+class LinkProxy(Closing):
     """A loopback TCP proxy to ``upstream`` (``host:port``) behaving as ``link``.
 
     Example:
@@ -169,9 +171,3 @@ class LinkProxy:
         self._listener.close()
         for sock in self._sockets:
             sock.close()
-
-    def __enter__(self) -> LinkProxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
