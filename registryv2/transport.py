@@ -159,6 +159,34 @@ class _TrackingAdapter(HTTPAdapter):
         }
 
 
+class _Session(requests.Session):
+    """requests' session, without ``~/.netrc``.
+
+    Credentials come from the caller or the docker config, and go only where the
+    :class:`Authenticator` sends them. Left to itself, requests reads ``~/.netrc`` for every
+    request sent without ``auth``: an entry there (its ``default`` above all) would replace the
+    registry's token with Basic credentials, and be added again after a redirect to object
+    storage or any other host.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.auth = _keep_headers  # any session auth stops requests looking in ~/.netrc
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: Any) -> None:
+        """On a redirect, drop ``Authorization`` when the host changes; never add any."""
+        headers = prepared_request.headers
+        if "Authorization" in headers and self.should_strip_auth(  # type: ignore[no-untyped-call]
+            response.request.url, prepared_request.url
+        ):
+            del headers["Authorization"]
+
+
+def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """requests' auth hook that adds nothing: the ``Authorization`` header, if any, stays."""
+    return request
+
+
 def tls_context(verify: bool | str) -> ssl.SSLContext:
     """A TLS context trusting what requests trusts for ``verify``: nothing checked for False,
     a CA bundle file or directory for a path, requests' own bundle (certifi's) for True.
@@ -282,7 +310,7 @@ class Transport:
         self._lock = threading.Lock()
         # Small blobs at 4 x workers at once, or large ones with their ranges; and probes.
         pool_size = 4 * config.workers + 4
-        self.session = requests.Session()
+        self.session = _Session()
         self._in_use = _Connections()
         adapter = _TrackingAdapter(self._in_use, pool_connections=2, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)

@@ -241,6 +241,27 @@ def test_token_mode_anonymous_pulls_authenticated_pushes(
     assert ["repository:tok/app:pull,push"] in scopes
 
 
+def test_a_netrc_file_is_never_read(
+    token_registry: RegistryServer,
+    token_server: TokenServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # requests would send these with every request (and after every redirect) and put them in
+    # place of the registry's token: the token server refuses them, so any use fails the test.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login mallory password netrc-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no stored credentials
+    tar = write_legacy(tmp_path / "a.tar", [simple_image()])
+    with RegistryClient(token_registry.url, username="alice", password=USERS["alice"]) as client:
+        digest = client.push(tar, "tok/netrc", "v1").digest
+    with RegistryClient(token_registry.url) as anonymous:
+        assert anonymous.get_manifest("tok/netrc", "v1").digest == digest
+    assert "mallory" not in token_server.users  # the test's premise: those credentials fail
+
+
 def test_expired_token_is_refreshed(
     token_registry: RegistryServer, token_server: TokenServer, tmp_path: Path
 ) -> None:

@@ -151,7 +151,13 @@ def test_repr_and_errors_never_show_secrets() -> None:
 
 
 @responses.activate
-def test_authorization_is_not_sent_to_another_host_on_redirect() -> None:
+def test_authorization_is_not_sent_to_another_host_on_redirect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests itself would add a netrc's credentials to any request, and again after a redirect.
+    (tmp_path / "netrc").write_text("default login mallory password netrc-secret\n")
+    (tmp_path / "netrc").chmod(0o600)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
     config = b'{"architecture": "amd64"}'
     digest = sha256_digest(config)
     blob = f"https://registry.test/v2/app/blobs/{digest}"
@@ -162,7 +168,8 @@ def test_authorization_is_not_sent_to_another_host_on_redirect() -> None:
         info = BlobInfo(digest, len(config), "application/vnd.oci.image.config.v1+json")
         assert client.get_blob_bytes("app", info) == config
     registry_calls = [c for c in responses.calls if "registry.test" in str(c.request.url)]
-    assert registry_calls[-1].request.headers["Authorization"].startswith("Basic ")
+    basic = "Basic " + base64.b64encode(b"u:p").decode()
+    assert registry_calls[-1].request.headers["Authorization"] == basic
     assert storage.call_count == 1
     assert "Authorization" not in storage.calls[0].request.headers
 
