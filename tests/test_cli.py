@@ -335,6 +335,33 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert_json_error(run("push", "--json"), 2, "UsageError", "Missing argument")
 
 
+def run_with_a_closed(stream: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command with its stdout or stderr a pipe nobody reads any more (``| head -1``)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "registryv2", *args],
+            stdout=write if stream == "stdout" else subprocess.PIPE,
+            stderr=write if stream == "stderr" else subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+
+
+def test_a_reader_that_went_away(tmp_path: Path) -> None:
+    good = write_docker25(tmp_path / "good.tar", [simple_image()])
+    # Output lost: status 1, not a success, and no traceback where one could be read.
+    done = run_with_a_closed("stdout", "validate", str(good))
+    assert (done.returncode, done.stderr) == (1, "")
+    # An error that cannot be shown still has its own status.
+    done = run_with_a_closed("stderr", "push", str(tmp_path / "missing.tar"), "localhost:1/a:b")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert run_with_a_closed("stderr", "validate", str(good)).returncode == 0
+
+
 def test_deletes_disabled(tmp_path: Path) -> None:
     server = RegistryServer(
         tmp_path / "registry",

@@ -10,6 +10,7 @@ uploads are kept for the next run to resume.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -254,26 +255,33 @@ def _terminate(signum: int, frame: object) -> None:
 def _fail(
     message: str, kind: str, status: int, error: BaseException | None, as_json: bool
 ) -> NoReturn:
+    line = f"registryv2: {message}"
     if as_json:
         doc: dict[str, Any] = {"type": kind, "message": message}
         if isinstance(error, RegistryError):
             doc |= {"status": error.status, "codes": error.codes, "transient": error.transient}
-        click.echo(json.dumps({"error": doc}), err=True)
-    else:
-        click.echo(f"registryv2: {message}", err=True)
+        line = json.dumps({"error": doc})
+    with contextlib.suppress(OSError):  # stderr gone: the status still tells what happened
+        click.echo(line, err=True)
     _exit_now(status)
 
 
 def _exit_now(status: int) -> NoReturn:
-    """Exit at once: clean-up ran while the stack unwound, and a worker still opening a
-    connection must not hold the process for its connect timeout."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    """Exit at once, whatever the outcome: clean-up ran while the stack unwound (archives are
+    in place, journals closed), a worker still opening a connection must not hold the process
+    for its connect timeout, and tearing the interpreter down would add some 30 ms to every
+    command. Output that cannot be flushed (a reader gone) makes the status 1, as click does."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            status = status or 1
     os._exit(status)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """The ``registryv2`` command (``python -m registryv2``)."""
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """The ``registryv2`` command (``python -m registryv2``); it ends the process with the
+    command's exit status. From Python, call the library's functions instead."""
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
     signal.signal(signal.SIGTERM, _terminate)
@@ -295,4 +303,4 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail("interrupted", "Interrupted", 130, None, as_json)
     except Exception as e:  # a bug of ours: still one line, never a traceback
         _fail(f"internal error: {type(e).__name__}: {e}", "InternalError", 1, e, as_json)
-    sys.exit(status if isinstance(status, int) else 0)
+    _exit_now(status if isinstance(status, int) else 0)
