@@ -259,6 +259,40 @@ def is_loopback(host_port: str) -> bool:
         return False
 
 
+def speaks_tls(host_port: str, timeouts: tuple[float, float]) -> bool:
+    """Tell whether the server at ``host[:port]`` (443 by default) answers a TLS handshake.
+
+    Only the handshake goes out, with a context that loads no certificates (loading them costs
+    more than the handshake): nothing is sent over the connection, which is closed at once.
+    Nobody listening, or a handshake the server breaks off (a plain http server), is False;
+    no connection or no answer within ``timeouts`` (connect, read) is a ``TimeoutError``
+    saying which.
+
+    Example:
+        >>> speaks_tls("127.0.0.1:15000", (5, 30))  # doctest: +SKIP
+        False
+    """
+    parts = urlsplit(f"//{host_port}")
+    host, port = parts.hostname or host_port, parts.port or 443
+    try:
+        sock = socket.create_connection((host, port), timeout=timeouts[0])
+    except TimeoutError:
+        raise TimeoutError(f"could not connect to {host_port} within {timeouts[0]:g}s") from None
+    except OSError:
+        return False  # the request that follows, over http, says what is wrong
+    with sock:
+        sock.settimeout(timeouts[1])
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        try:
+            context.wrap_socket(sock, server_hostname=host).close()
+        except TimeoutError:
+            raise TimeoutError(f"{host_port} did not answer within {timeouts[1]:g}s") from None
+        except OSError:  # ssl.SSLError included: not TLS
+            return False
+    return True
+
+
 def error_from_response(response: requests.Response, what: str) -> RegistryError:
     """Turn a failed response into the matching :class:`RegistryError`, naming ``what`` failed.
 
@@ -365,27 +399,13 @@ class Transport:
     def _probe_scheme(self) -> str:
         if not is_loopback(self.registry):
             return "https"
-        url = f"https://{self.registry}/v2/"
         what = f"checking whether {self.registry} speaks https"
         attempts = self.retry.begin(what)
         while True:
             try:
-                self.session.get(
-                    url, timeout=self.timeouts, verify=self._verify, stream=True
-                ).close()
-            except requests.exceptions.SSLError as e:
-                # An untrusted certificate still means https is spoken there: say so, do not
-                # silently fall back. A handshake that fails outright is a plain http server.
-                return "https" if _certificate_refused(e) else "http"
-            except requests.exceptions.ConnectionError as e:
-                if isinstance(e, requests.exceptions.ConnectTimeout):
-                    attempts.retry(self._network_error(e, what, url))
-                    continue
-                return "http"
-            except requests.exceptions.RequestException as e:
-                attempts.retry(self._network_error(e, what, url))
-                continue
-            return "https"
+                return "https" if speaks_tls(self.registry, self.timeouts) else "http"
+            except TimeoutError as e:
+                attempts.retry(RegistryError(f"{what}: {e}", transient=True))
 
     def url(self, path_or_url: str) -> str:
         """Resolve a path (``/v2/...``) or a Location header against the registry.
@@ -598,7 +618,3 @@ def _without_query(url: str) -> str:
 
 def _never_connected(error: BaseException) -> bool:
     return any(isinstance(e, urllib3.exceptions.NewConnectionError) for e in chain(error))
-
-
-def _certificate_refused(error: BaseException) -> bool:
-    return any(isinstance(e, ssl.SSLCertVerificationError) for e in chain(error))

@@ -18,10 +18,11 @@ import pytest
 import urllib3
 
 from registryv2 import AuthenticationError, RegistryClient, RegistryError
+from registryv2.transport import speaks_tls
 
 from .archives import sha256, simple_image, write_legacy
 from .auth_servers import CertificateAuthority, TokenServer, htpasswd_file
-from .servers import RegistryServer, skopeo
+from .servers import RegistryServer, skopeo, skopeo_pull_dir
 from .terminal import Terminal
 
 pytestmark = pytest.mark.integration
@@ -204,6 +205,25 @@ def test_trusted_certificates_are_loaded_once_for_all_connections(
         assert client.get_manifest("once/app", trust).digest == digest
     assert len(connections) > 2
     assert loads == [str(bundle)]
+
+
+def test_the_scheme_of_a_loopback_host_is_told_by_a_handshake_alone(
+    tls_registry: RegistryServer,
+    registry: RegistryServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert speaks_tls(tls_registry.host, (5, 5)) is True
+    assert speaks_tls(registry.host, (5, 5)) is False
+    # A plain http registry never needs the trusted certificates: none are loaded.
+    loads = count_calls(monkeypatch, ssl.SSLContext, "load_verify_locations")
+    defaults = count_calls(monkeypatch, ssl.SSLContext, "load_default_certs")
+    tar = write_legacy(tmp_path / "a.tar", [simple_image()])
+    with RegistryClient(registry.host) as client:
+        digest = client.push(tar, "probe/app", "v1").digest
+        assert client.transport.base_url == f"http://{registry.host}"
+    assert (loads, defaults) == ([], [])
+    assert skopeo_pull_dir(f"{registry.host}/probe/app:v1", tmp_path / "dir")["digest"] == digest
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, cls: type, name: str) -> list[Any]:
