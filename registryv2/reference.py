@@ -157,8 +157,8 @@ class Reference:
 
     @property
     def familiar(self) -> str:
-        """The reference as docker shows it: Docker Hub's ``docker.io/`` and ``library/`` left
-        out, as ``docker save`` writes tags.
+        """The reference as docker shows it, without Docker Hub's ``docker.io/`` and
+        ``library/``, as ``docker save`` writes tags.
 
         Example:
             >>> registry_reference("docker.io/library/busybox:1").familiar
@@ -173,7 +173,7 @@ class Reference:
 
     @property
     def identifier(self) -> str:
-        """The digest when there is one, else the tag: what goes after ``/manifests/``."""
+        """The digest when there is one, else the tag (what goes after ``/manifests/``)."""
         return self.digest or self.tag or DEFAULT_TAG
 
     def __str__(self) -> str:
