@@ -143,7 +143,7 @@ class Reference:
 
     @property
     def endpoint(self) -> str:
-        """Where the registry is reached: ``registry-1.docker.io`` for Docker Hub, else the
+        """Where the registry is reached, ``registry-1.docker.io`` for Docker Hub, else the
         registry, with the scheme the reference was written with.
 
         Example:
