@@ -87,12 +87,8 @@ def _check_repository(repository: str, tag: str | None = None) -> None:
 class Registry:
     """One registry: the HTTP API v2 over a pooled session. Thread-safe; hold one for many calls.
 
-    Args:
-        registry: ``host[:port]``, an ``http(s)://`` URL, or a full :class:`RegistryConfig`.
-        progress: called with a :class:`~registryv2.events.TransferEvent` as blobs move; or
-            ``True`` for progress bars (tqdm's in a notebook, else drawn on a terminal).
-        **settings: :class:`RegistryConfig` fields (``workers``, ``chunk_size``, ``timeout``,
-            ``retry``, ``resume``...) when ``registry`` is a URL.
+    It takes the arguments its public subclass :class:`~registryv2.client.RegistryClient`
+    documents.
 
     Example:
         >>> with Registry("localhost:15000", workers=4) as registry:  # doctest: +SKIP
