@@ -14,40 +14,70 @@ the next wait would take it past ``max_elapsed`` seconds.
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import http.client
+import functools
 import json
 import random
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-import requests
-import urllib3
-
 from .exceptions import CancelledError, RegistryError
 from .log import logger
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
-# Network failures worth another attempt, as requests and urllib3 raise them. TLS failures
-# (a certificate refused, http spoken to an https port) are not: they fail the same way again.
-_PERMANENT = (requests.exceptions.SSLError, urllib3.exceptions.SSLError, ssl.SSLError)
-_TRANSIENT = (
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    urllib3.exceptions.ProtocolError,
-    urllib3.exceptions.TimeoutError,
-    urllib3.exceptions.NewConnectionError,
-    urllib3.exceptions.IncompleteRead,
-    ConnectionError,
-    TimeoutError,
-)
+
+@dataclass(frozen=True)
+class _NetworkFailures:
+    """The exception types of requests and urllib3 this module tells apart."""
+
+    permanent: tuple[type[BaseException], ...]
+    transient: tuple[type[BaseException], ...]
+    timeouts: tuple[type[BaseException], ...]
+    reasons: tuple[tuple[type[BaseException], str], ...]
+
+
+@functools.cache
+def _network_failures() -> _NetworkFailures:
+    # Imported on first use, so that the commands which only read an archive start without
+    # requests and urllib3 (they are most of the start-up time); a failure of theirs can only
+    # exist once they are loaded.
+    import http.client
+    import socket
+    import ssl
+
+    import requests
+    import urllib3
+
+    return _NetworkFailures(
+        # TLS failures (a certificate refused, http spoken to an https port) fail the same way
+        # again: never retried.
+        permanent=(requests.exceptions.SSLError, urllib3.exceptions.SSLError, ssl.SSLError),
+        transient=(
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.ProtocolError,
+            urllib3.exceptions.TimeoutError,
+            urllib3.exceptions.NewConnectionError,
+            urllib3.exceptions.IncompleteRead,
+            ConnectionError,
+            TimeoutError,
+        ),
+        timeouts=(requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError),
+        reasons=(
+            (ConnectionRefusedError, "connection refused"),
+            (ConnectionResetError, "connection reset"),
+            (BrokenPipeError, "connection closed while sending"),
+            (socket.gaierror, "cannot resolve the host name"),
+            (urllib3.exceptions.IncompleteRead, "the connection closed early"),
+            (http.client.IncompleteRead, "the connection closed early"),
+            (urllib3.exceptions.ReadTimeoutError, "stalled"),
+            (TimeoutError, "stalled"),
+        ),
+    )
 
 
 def is_transient(error: BaseException) -> bool:
@@ -56,26 +86,27 @@ def is_transient(error: BaseException) -> bool:
     Example:
         >>> is_transient(RegistryError("busy", status=503, transient=True))
         True
+        >>> import requests
         >>> is_transient(requests.exceptions.ReadTimeout()), is_transient(ValueError())
         (True, False)
     """
     if isinstance(error, RegistryError):
         return error.transient
-    if isinstance(error, _PERMANENT):
+    failures = _network_failures()
+    if isinstance(error, failures.permanent):
         return False
-    return isinstance(error, _TRANSIENT)
+    return isinstance(error, failures.transient)
 
 
 def is_timeout(error: BaseException) -> bool:
     """Tell whether ``error`` is a timeout: no connection, or no byte, within the time allowed.
 
     Example:
+        >>> import urllib3
         >>> is_timeout(urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out"))
         True
     """
-    return isinstance(
-        error, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
-    )
+    return isinstance(error, _network_failures().timeouts)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -92,6 +123,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     text = value.strip()
     if text.isdigit():
         return float(text)
+    import email.utils  # only for a date, which only a response can carry
+
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -283,28 +316,17 @@ def chain(error: BaseException) -> list[BaseException]:
     return seen
 
 
-_REASONS: tuple[tuple[type[BaseException], str], ...] = (
-    (ConnectionRefusedError, "connection refused"),
-    (ConnectionResetError, "connection reset"),
-    (BrokenPipeError, "connection closed while sending"),
-    (socket.gaierror, "cannot resolve the host name"),
-    (urllib3.exceptions.IncompleteRead, "the connection closed early"),
-    (http.client.IncompleteRead, "the connection closed early"),
-    (urllib3.exceptions.ReadTimeoutError, "stalled"),
-    (TimeoutError, "stalled"),
-)
-
-
 def describe_failure(error: BaseException) -> str:
     """A few words for a network failure, from the innermost of the exceptions requests and
     urllib3 nest (by their types).
 
     Example:
+        >>> import requests
         >>> describe_failure(requests.exceptions.ConnectionError(ConnectionRefusedError(111)))
         'connection refused'
     """
     inside = chain(error)
-    for cls, reason in _REASONS:
+    for cls, reason in _network_failures().reasons:
         if any(isinstance(e, cls) for e in inside):
             return reason
     innermost = inside[-1]
