@@ -8,107 +8,30 @@ Example:
     >>> digest = push_docker_tar("app.tar", "localhost:15000", "team/app", "v1")  # doctest: +SKIP
 """
 
-from ._version import __version__
-from .api import (
-    check_registry_connectivity,
-    copy,
-    delete_image,
-    delete_image_by_digest,
-    get_image_info,
-    get_manifest,
-    list_repositories,
-    list_tags,
-    pull,
-    pull_docker_tar,
-    push_docker_tar,
-    push_docker_tar_with_all_original_tags,
-    push_docker_tar_with_original_tags,
-    tag,
-)
-from .archive import ImageArchive
-from .archive.inspect import (
-    extract_original_tags,
-    get_primary_tag,
-    get_tar_manifest,
-    inspect_docker_tar,
-    validate_docker_tar,
-)
-from .client import RegistryClient
-from .events import TransferEvent
-from .exceptions import (
-    ArchiveWriteError,
-    AuthenticationError,
-    DigestMismatchError,
-    ErrorDetail,
-    NotFoundError,
-    PermissionDeniedError,
-    RegistryError,
-    RegistryV2Error,
-    TarReadError,
-    UnsupportedError,
-    ValidationError,
-)
-from .models import (
-    BlobInfo,
-    BlobResult,
-    ImageConfig,
-    ImageInspect,
-    LayerInfo,
-    ManifestInfo,
-    Platform,
-    PlatformManifest,
-    PushResult,
-    RegistryConfig,
-)
-from .reference import Reference, parse_repository_tag
-from .retry import RetryPolicy
+import importlib.util
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "ArchiveWriteError",
-    "AuthenticationError",
-    "BlobInfo",
-    "BlobResult",
-    "DigestMismatchError",
-    "ErrorDetail",
-    "ImageArchive",
-    "ImageConfig",
-    "ImageInspect",
-    "LayerInfo",
-    "ManifestInfo",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "Platform",
-    "PlatformManifest",
-    "PushResult",
-    "Reference",
-    "RegistryClient",
-    "RegistryConfig",
-    "RegistryError",
-    "RegistryV2Error",
-    "RetryPolicy",
-    "TarReadError",
-    "TransferEvent",
-    "UnsupportedError",
-    "ValidationError",
-    "__version__",
-    "check_registry_connectivity",
-    "copy",
-    "delete_image",
-    "delete_image_by_digest",
-    "extract_original_tags",
-    "get_image_info",
-    "get_manifest",
-    "get_primary_tag",
-    "get_tar_manifest",
-    "inspect_docker_tar",
-    "list_repositories",
-    "list_tags",
-    "parse_repository_tag",
-    "pull",
-    "pull_docker_tar",
-    "push_docker_tar",
-    "push_docker_tar_with_all_original_tags",
-    "push_docker_tar_with_original_tags",
-    "tag",
-    "validate_docker_tar",
-]
+from ._version import __version__ as __version__
+
+if TYPE_CHECKING:
+    from ._public import *  # noqa: F403
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the public names are imported on first use (most of them need requests and
+    # urllib3, which take most of a command's start-up), then kept as module attributes. A
+    # submodule not imported yet is left to the import system (``from . import operations``).
+    if name != "__all__" and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        raise AttributeError(name)
+    public = importlib.import_module(f"{__name__}._public")
+    if name == "__all__":
+        return [*public.__all__, "__version__"]
+    if name not in public.__all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(public, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__getattr__("__all__")})
