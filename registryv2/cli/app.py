@@ -20,18 +20,19 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import urllib3
 
 from .._version import __version__
-from ..client import RegistryClient
 from ..exceptions import RegistryError, ValidationError
 from ..log import logger
 from ..models import DEFAULT_TIMEOUT, DEFAULT_WORKERS
 from ..progress import TerminalProgress
 from ..retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from ..client import RegistryClient
 
 EPILOG = """\b
 Exit status: 0 done; 1 registry, network or data error; 2 bad usage or input;
@@ -76,6 +77,8 @@ class Session:
 
     def connect(self, endpoint: str, **settings: Any) -> RegistryClient:
         """A client for ``endpoint`` with the global options, and progress when shown."""
+        from ..client import RegistryClient
+
         return RegistryClient(
             endpoint,
             username=self.username,
@@ -233,6 +236,8 @@ def main_group(ctx: click.Context, /, **options: Any) -> None:
         setattr(session, key, value)
     if session.insecure:
         # The user chose to skip verification: urllib3 says so on every request; once a host.
+        import urllib3
+
         warnings.filterwarnings("once", category=urllib3.exceptions.InsecureRequestWarning)
     if session.verbose:
         handler = logging.StreamHandler(sys.stderr)

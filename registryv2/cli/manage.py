@@ -6,12 +6,9 @@ import sys
 
 import click
 
-from .. import operations
 from ..credentials import Credentials, erase_docker_credentials, store_docker_credentials
 from ..exceptions import ValidationError
-from ..mirrors import registry_endpoint
 from ..reference import registry_of
-from ..transport import split_registry_url
 from .app import main_group, session
 
 
@@ -28,6 +25,8 @@ def remove(reference: str, yes: bool) -> None:
     Example:
       registryv2 rm localhost:15000/team/app:v1
     """
+    from .. import operations
+
     s = session()
     connect = s.connector()
     planned = operations.plan_deletion(reference, connect)
@@ -57,6 +56,8 @@ def login(registry: str) -> None:
       echo "$TOKEN" | registryv2 login registry.example.com -u alice --password-stdin
       registryv2 login registry.example.com -u alice
     """
+    from ..mirrors import registry_endpoint
+
     s = session()
     registry = registry_of(registry)
     if not s.username:
@@ -83,6 +84,8 @@ def logout(registry: str) -> None:
     Example:
       registryv2 logout registry.example.com
     """
+    from ..transport import split_registry_url
+
     host = split_registry_url(registry_of(registry))[1]
     removed = erase_docker_credentials(host)
     session().result(

@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from .. import operations
 from ..archive import ImageArchive
 from ..archive.inspect import verify_docker_tar
 from ..exceptions import RegistryError
@@ -26,6 +25,8 @@ def list_repositories(registry: str) -> None:
     Example:
       registryv2 ls localhost:15000
     """
+    from .. import operations
+
     s = session()
     repositories = operations.list_repositories_of(registry, s.connector())
     s.result({"registry": registry, "repositories": repositories}, repositories, repositories)
@@ -40,6 +41,8 @@ def tags(repository: str) -> None:
     Example:
       registryv2 tags localhost:15000/team/app
     """
+    from .. import operations
+
     s = session()
     found = operations.list_tags_of(repository, s.connector())
     s.result({"repository": repository, "tags": found}, found, found)
@@ -108,6 +111,8 @@ def inspect(target: str, raw: bool, platform: str | None, image: str | None) -> 
             [info.id],
         )
         return
+    from .. import operations
+
     found = operations.inspect_reference(target, s.connector(), platform)
     if raw:
         sys.stdout.buffer.write(found.manifest.raw)
@@ -142,6 +147,8 @@ def digest(reference: str) -> None:
     Example:
       registryv2 digest localhost:15000/team/app:v1
     """
+    from .. import operations
+
     s = session()
     found = operations.digest_of(reference, s.connector())
     s.result({"reference": reference, "digest": found}, [found], [found])
@@ -156,6 +163,8 @@ def check(registry: str) -> None:
     Example:
       registryv2 check localhost:15000
     """
+    from .. import operations
+
     s = session()
     endpoint = operations.check_registry(registry, s.connector())
     s.result(

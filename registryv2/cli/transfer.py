@@ -6,7 +6,6 @@ from typing import Any
 
 import click
 
-from .. import operations
 from ..models import ImageInspect, PushResult
 from .app import main_group, session
 
@@ -75,6 +74,8 @@ def push(
       registryv2 push --all-tags bundle.tar mirror.internal:5000
       registryv2 push --compress gzip app.tar registry.example.com/team/app:v1
     """
+    from .. import operations
+
     s = session()
     s.show_progress("Pushing")
     connect = s.connector(chunk_size=chunk_size, resume=not no_resume)
@@ -116,6 +117,8 @@ def pull(references: tuple[str, ...], output: str, platform: str | None) -> None
       registryv2 pull localhost:15000/team/app:v1 -o app.tar
       registryv2 pull nginx:1.25 localhost:15000/team/app:v1 -o bundle.tar
     """
+    from .. import operations
+
     s = session()
     s.show_progress("Pulling")
     infos = operations.pull_images(references, output, s.connector(), platform)
@@ -142,6 +145,8 @@ def copy(source: str, target: str, all_tags: bool) -> None:
       registryv2 copy registry.a.example/team/app:v1 localhost:15000/mirror/app:v1
       registryv2 copy --all-tags nginx localhost:15000/mirror/nginx
     """
+    from .. import operations
+
     s = session()
     s.show_progress("Copying")
     connect = s.connector()
@@ -171,6 +176,8 @@ def tag(source: str, new_tags: tuple[str, ...]) -> None:
     Example:
       registryv2 tag localhost:15000/team/app:v1 stable 2024-06
     """
+    from .. import operations
+
     s = session()
     digest = operations.tag_image(source, new_tags, s.connector())
     ref = operations.resolve(source)[0]
