@@ -47,7 +47,8 @@ class RegistryError(Exception):
         attempts: how many times the failing step was tried.
 
     Example:
-        >>> try:
+        >>> from registryv2 import list_tags
+        >>> try:  # doctest: +SKIP
         ...     list_tags("localhost:15000", "no/such/repo")
         ... except RegistryError as e:
         ...     print(e.status, e.codes)

@@ -281,3 +281,29 @@ def test_the_migration_table_sets_every_function_of_the_async_library_beside_our
         # Ours takes every parameter theirs does, under the same name.
         ours = inspect.signature(getattr(registryv2, name)).parameters
         assert set(inspect.signature(getattr(theirs, name)).parameters) <= set(ours), name
+
+
+def test_the_examples_in_the_docstrings_run() -> None:
+    """Every docstring example that needs no registry and no file runs and prints what it
+    shows (the others are marked ``+SKIP``: the README and guide blocks above run those)."""
+    import doctest
+    import importlib
+    import io
+    import pkgutil
+
+    import registryv2
+
+    names = [
+        m.name
+        for m in pkgutil.walk_packages(registryv2.__path__, "registryv2.")
+        if m.name != "registryv2.__main__"  # it runs the command
+    ]
+    finder = doctest.DocTestFinder()
+    out = io.StringIO()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS, verbose=False)
+    for name in ["registryv2", *names]:
+        for test in finder.find(importlib.import_module(name), name):
+            runner.run(test, out=out.write)
+    result = runner.summarize(verbose=False)
+    assert result.attempted > 60, result  # the examples run (those marked +SKIP do not count)
+    assert result.failed == 0, out.getvalue()[-4000:]
