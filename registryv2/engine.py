@@ -25,7 +25,7 @@ from .events import ProgressCallback, TransferEvent
 from .exceptions import CancelledError, DigestMismatchError
 from .image import Blob, Uploadable
 from .journal import UploadJournal
-from .models import DEFAULT_CHUNK_SIZE, BlobResult
+from .models import DEFAULT_CHUNK_SIZE, SMALL_BLOB_WIDTH, BlobResult
 from .retry import RetryNotice, retry_scope
 from .transport import Transport
 from .upload import BlobUpload
@@ -33,8 +33,6 @@ from .upload import BlobUpload
 _B = TypeVar("_B", bound=Uploadable)
 
 _COPY_BUFFER = 1024 * 1024
-# Blobs of one chunk or less run up to this many times ``workers`` at once.
-_SMALL_WIDTH = 4
 # A blob's download starts on one connection; after this many bytes, a connection slower than
 # _FAST_CONNECTION bytes/s has the rest split into ranges of at least _MIN_RANGE fetched at once.
 _PROBE = 8 * 1024 * 1024
@@ -128,7 +126,7 @@ class TransferEngine:
                 # Small blobs are mostly round trips: they run wider than the large ones,
                 # which hold a place of ``_large`` each.
                 self._pool = ThreadPoolExecutor(
-                    self.workers * _SMALL_WIDTH, thread_name_prefix="registryv2"
+                    self.workers * SMALL_BLOB_WIDTH, thread_name_prefix="registryv2"
                 )
             return self._pool
 

@@ -16,6 +16,8 @@ DEFAULT_CHUNK_SIZE = 5 * 1024 * 1024
 # Transfers are bound by the network, not the CPU; docker uploads 5 layers at a time too.
 # Each worker holds one chunk in memory, so this also bounds a push's memory.
 DEFAULT_WORKERS = 5
+# Blobs of one chunk or less are mostly round trips: they run up to this many times as wide.
+SMALL_BLOB_WIDTH = 4
 # registry-api-v2-client's: 10 s to connect, 300 s for a transfer to answer.
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_CONNECT_TIMEOUT = 10.0

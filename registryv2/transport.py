@@ -38,7 +38,7 @@ from .exceptions import (
 )
 from .log import logger
 from .manifest import load_json
-from .models import RegistryConfig
+from .models import SMALL_BLOB_WIDTH, RegistryConfig
 from .retry import (
     NO_RETRY,
     TRANSIENT_STATUSES,
@@ -342,8 +342,9 @@ class Transport:
                 f"registry URL {config.url!r}: plain http to a remote host needs insecure=True"
             )
         self._lock = threading.Lock()
-        # Small blobs at 4 x workers at once, or large ones with their ranges; and probes.
-        pool_size = 4 * config.workers + 4
+        # Small blobs at SMALL_BLOB_WIDTH x workers at once, or large ones (workers) with their
+        # ranges (workers more); and probes.
+        pool_size = SMALL_BLOB_WIDTH * config.workers + 4
         self.session = _Session()
         self._in_use = _Connections()
         adapter = _TrackingAdapter(self._in_use, pool_connections=2, pool_maxsize=pool_size)
