@@ -18,19 +18,19 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: the public names are imported on first use (most of them need requests and
-    # urllib3, which take most of a command's start-up), then kept as module attributes. A
-    # submodule not imported yet is left to the import system (``from . import operations``).
+    # PEP 562: the public names are imported when one is first used (most of them need requests
+    # and urllib3, which take most of a command's start-up), all of them at once, so this runs
+    # no more for them. A submodule not imported yet is left to the import system
+    # (``from . import operations``).
     if name != "__all__" and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         raise AttributeError(name)
     public = importlib.import_module(f"{__name__}._public")
-    if name == "__all__":
-        return [*public.__all__, "__version__"]
-    if name not in public.__all__:
+    names = globals()
+    names.update((n, getattr(public, n)) for n in public.__all__)
+    names["__all__"] = [*public.__all__, "__version__"]
+    if name not in names:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(public, name)
-    globals()[name] = value
-    return value
+    return names[name]
 
 
 def __dir__() -> list[str]:
