@@ -409,9 +409,14 @@ def digest_of(text: str, connect: Connect) -> str:
         'sha256:...'
     """
     with _connected(text, connect) as (ref, registry):
-        if ref.digest:
-            return registry.get_manifest(ref.repository, ref.digest).digest
-        return registry.resolve_digest(ref.repository, str(ref.tag))
+        return _digest_in(registry, ref)
+
+
+def _digest_in(registry: Registry, ref: Reference) -> str:
+    """The digest of the manifest ``ref`` points at in ``registry`` (checked when given)."""
+    if ref.digest:
+        return registry.get_manifest(ref.repository, ref.digest).digest
+    return registry.resolve_digest(ref.repository, str(ref.tag))
 
 
 @dataclass(frozen=True)
@@ -431,11 +436,7 @@ def plan_deletion(text: str, connect: Connect) -> Deletion:
         ('v1', 'latest')
     """
     with _connected(text, connect) as (ref, registry):
-        digest = (
-            registry.get_manifest(ref.repository, ref.digest).digest
-            if ref.digest
-            else registry.resolve_digest(ref.repository, str(ref.tag))
-        )
+        digest = _digest_in(registry, ref)
         tags = tuple(
             sorted(
                 tag
