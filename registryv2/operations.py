@@ -352,7 +352,7 @@ def tag_image(source_ref: str, new_tags: str | Sequence[str], connect: Connect) 
 
 
 def list_repositories_of(host: str, connect: Connect) -> list[str]:
-    """Every repository of ``registry`` (``host[:port]``).
+    """Every repository of the registry ``host`` (``host[:port]``).
 
     Example:
         >>> list_repositories_of("localhost:15000", Registry)  # doctest: +SKIP
@@ -390,7 +390,7 @@ def inspect_reference(
     (and the image of ``platform`` when given).
 
     Example:
-        >>> inspect_reference("localhost:15000/app:v1", RegistryClient).image.os  # doctest: +SKIP
+        >>> inspect_reference("localhost:15000/app:v1", Registry).image.os  # doctest: +SKIP
         'linux'
     """
     with _connected(text, connect) as (ref, registry):
@@ -432,7 +432,7 @@ def plan_deletion(text: str, connect: Connect) -> Deletion:
     """What deleting a reference deletes: its manifest, and every tag pointing at it.
 
     Example:
-        >>> plan_deletion("localhost:15000/app:v1", RegistryClient).tags  # doctest: +SKIP
+        >>> plan_deletion("localhost:15000/app:v1", Registry).tags  # doctest: +SKIP
         ('v1', 'latest')
     """
     with _connected(text, connect) as (ref, registry):
@@ -451,7 +451,7 @@ def delete(text: str, connect: Connect, planned: Deletion | None = None) -> Dele
     """Delete the manifest a reference points at (and so every tag on it); what went.
 
     Example:
-        >>> delete("localhost:15000/app:v1", RegistryClient).digest  # doctest: +SKIP
+        >>> delete("localhost:15000/app:v1", Registry).digest  # doctest: +SKIP
         'sha256:...'
     """
     planned = planned or plan_deletion(text, connect)
@@ -461,7 +461,7 @@ def delete(text: str, connect: Connect, planned: Deletion | None = None) -> Dele
 
 
 def check_registry(host: str, connect: Connect) -> str:
-    """Check that ``registry`` is usable (logging in if it asks); its endpoint.
+    """Check that the registry ``host`` is usable (logging in if it asks); its endpoint.
 
     Example:
         >>> check_registry("localhost:15000", Registry)  # doctest: +SKIP
