@@ -396,9 +396,11 @@ class BlobUpload:
                 # All of it went: bytes that are not the blob say so better than the registry.
                 self.blob.verify(self.offset + body.sent, self._hasher.hexdigest())
             raise
-        sent = body.sent if isinstance(body, _Segment) else len(body)
         if isinstance(body, _Segment):
+            sent = body.sent
             self.blob.verify(self.offset + sent, self._hasher.hexdigest())
+        else:
+            sent = len(body)
         self.sent += sent
         self.offset += sent
         answered = response.headers.get("Docker-Content-Digest")
