@@ -11,11 +11,11 @@ from registryv2 import copy, get_manifest, tag
 
 def main(source: str, target: str, new_tag: str) -> None:
     # Blobs stream registry to registry, never touching the disk; an index keeps every platform.
-    digest = copy(source, target)
+    digest = copy(source, target).digest
     print("copied", source, "->", target, digest)
 
     # A tag re-puts the manifest's bytes: no blob moves, the digest stays.
-    print("tagged", new_tag, tag(target, new_tag))
+    print("tagged", new_tag, tag(target, new_tag).digest)
 
     registry, _, path = target.partition("/")
     repository = path.rsplit(":", 1)[0]

@@ -7,6 +7,7 @@ commands that only read an archive) start without importing requests and urllib3
 from .api import (
     check_registry_connectivity,
     copy,
+    copy_all_tags,
     delete_image,
     delete_image_by_digest,
     get_image_info,
@@ -46,6 +47,7 @@ from .exceptions import (
 from .models import (
     BlobInfo,
     BlobResult,
+    CopyResult,
     ImageConfig,
     ImageInspect,
     LayerInfo,
@@ -55,6 +57,7 @@ from .models import (
     PushResult,
     RegistryConfig,
 )
+from .places import DockerArchive, OCIArchive, OCILayout, RegistryImage, parse_place
 from .reference import Reference, parse_repository_tag
 from .retry import RetryPolicy
 
@@ -63,7 +66,9 @@ __all__ = [
     "AuthenticationError",
     "BlobInfo",
     "BlobResult",
+    "CopyResult",
     "DigestMismatchError",
+    "DockerArchive",
     "ErrorDetail",
     "ImageArchive",
     "ImageConfig",
@@ -71,6 +76,8 @@ __all__ = [
     "LayerInfo",
     "ManifestInfo",
     "NotFoundError",
+    "OCIArchive",
+    "OCILayout",
     "PermissionDeniedError",
     "Platform",
     "PlatformManifest",
@@ -79,6 +86,7 @@ __all__ = [
     "RegistryClient",
     "RegistryConfig",
     "RegistryError",
+    "RegistryImage",
     "RegistryV2Error",
     "RetryPolicy",
     "TarReadError",
@@ -87,6 +95,7 @@ __all__ = [
     "ValidationError",
     "check_registry_connectivity",
     "copy",
+    "copy_all_tags",
     "delete_image",
     "delete_image_by_digest",
     "extract_original_tags",
@@ -97,6 +106,7 @@ __all__ = [
     "inspect_docker_tar",
     "list_repositories",
     "list_tags",
+    "parse_place",
     "parse_repository_tag",
     "pull",
     "pull_docker_tar",

@@ -16,13 +16,17 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import operations
 from .client import RegistryClient
+from .engine import TransferEngine
+from .imagecopy import Selection
 from .manifest import sha256_digest
-from .models import DEFAULT_TIMEOUT, ImageInspect
-from .operations import copy_image, pull_images, tag_image
+from .models import DEFAULT_TIMEOUT, DEFAULT_WORKERS, CopyResult, ImageInspect, PushResult
+from .places import Place
+from .progress import progress_callback
 from .reference import is_digest
 
 
@@ -244,6 +248,14 @@ def pull_docker_tar(
         return str(client.pull(reference, tar_path, platform=platform)[0].manifest_digest)
 
 
+def _local_engine(options: dict[str, Any]) -> Callable[[], TransferEngine]:
+    """The engine for a copy no registry takes part in, with the caller's workers and
+    progress."""
+    workers = int(options.get("workers", DEFAULT_WORKERS))
+    progress = progress_callback(options.get("progress"))
+    return lambda: TransferEngine(None, workers, None, progress)
+
+
 def pull(
     references: str | Sequence[str],
     output_path: str | os.PathLike[str],
@@ -252,41 +264,81 @@ def pull(
     timeout: float = DEFAULT_TIMEOUT,
     **options: Any,
 ) -> list[ImageInspect]:
-    """Pull one or more images (``host/repository:tag``) into one archive, like ``docker save``.
+    """Pull one or more images (``host/repository:tag``) into one archive, like ``docker save``;
+    or into an OCI layout (``oci:DIR``, or a path ending in ``/``); or to standard output
+    (``-``).
 
-    The references may name different registries. The archive appears whole or not at all.
+    The references may name different registries. From an index, the image for ``platform``
+    (default: this machine's; ``"all"`` keeps the whole index). The archive or layout appears
+    whole or not at all. Returns the image written for each reference.
 
     Example:
         >>> pull(["localhost:15000/app:v1", "localhost:15000/db:2"], "images.tar")  # doctest: +SKIP
     """
     refs = [references] if isinstance(references, str) else list(references)
     connect = functools.partial(RegistryClient, timeout=timeout, **options)
-    return pull_images(refs, output_path, connect, platform)
+    results = operations.pull(refs, output_path, connect, Selection(platform=platform))
+    return [r.image for r in results if r.image is not None]
 
 
 def copy(
-    source_ref: str, target_ref: str, *, timeout: float = DEFAULT_TIMEOUT, **options: Any
-) -> str:
-    """Copy an image, or an index with all its platforms, from one reference to another.
+    source: str | os.PathLike[str] | Place,
+    destination: str | os.PathLike[str] | Place,
+    *,
+    platform: str | None = None,
+    image: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    **options: Any,
+) -> CopyResult:
+    """Copy an image, or an index with all its platforms, from any place to any other.
 
-    Blobs stream between registries without touching the disk, or are mounted within one
-    registry. The manifest bytes are kept, so the returned digest is the source's.
+    A place is a registry reference (``localhost:15000/app:v1``, ``docker://...``), an archive
+    (``docker-archive:FILE[:NAME]``, ``oci-archive:FILE[:NAME]``, or a file's path), an OCI
+    layout (``oci:DIR[:NAME]``, or a directory), or a place object (:class:`OCILayout`...).
+    Blobs stream between places without a temporary copy, or are mounted within one
+    registry; manifests keep their bytes, so the digest is the same on both sides.
+    ``platform`` takes one image of an index.
 
     Example:
-        >>> copy("localhost:15000/app:v1", "localhost:15001/mirror/app:v1")  # doctest: +SKIP
+        >>> copy("oci:build/out:v1", "localhost:15000/app:v1").digest  # doctest: +SKIP
+        'sha256:...'
+        >>> copy("localhost:15000/app:v1", "mirror.example.com/app:v1").digest  # doctest: +SKIP
         'sha256:...'
     """
     connect = functools.partial(RegistryClient, timeout=timeout, **options)
-    return copy_image(source_ref, target_ref, connect).digest
+    selection = Selection(platform=platform, image=image)
+    return operations.copy(source, destination, connect, selection, _local_engine(options))[0]
 
 
-def tag(source_ref: str, new_tag: str, *, timeout: float = 10, **options: Any) -> str:
-    """Give the image at ``source_ref`` another tag in its repository; no blob moves.
+def copy_all_tags(
+    source: str | os.PathLike[str] | Place,
+    destination: str | os.PathLike[str] | Place,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    **options: Any,
+) -> list[CopyResult]:
+    """Copy every tag of a repository into another (or into an archive or a layout), or every
+    image of an archive or a layout, each under its own names, keeping every digest.
 
     Example:
-        >>> tag("localhost:15000/app:v1", "stable")  # doctest: +SKIP
+        >>> results = copy_all_tags("localhost:15000/app", "oci:mirror/")  # doctest: +SKIP
+        >>> [r.digest for r in results]  # doctest: +SKIP
+        ['sha256:...', 'sha256:...']
+    """
+    connect = functools.partial(RegistryClient, timeout=timeout, **options)
+    selection = Selection(all_tags=True)
+    return operations.copy(source, destination, connect, selection, _local_engine(options))
+
+
+def tag(source_ref: str, new_tag: str, *, timeout: float = 10, **options: Any) -> PushResult:
+    """Give the image at ``source_ref`` another tag in its repository; no blob moves.
+
+    ``new_tag`` is a tag (``stable``) or a whole reference in the same repository
+    (``localhost:15000/app:stable``), as ``docker tag`` users write it.
+
+    Example:
+        >>> tag("localhost:15000/app:v1", "stable").digest  # doctest: +SKIP
         'sha256:...'
     """
-    return tag_image(
-        source_ref, new_tag, functools.partial(RegistryClient, timeout=timeout, **options)
-    )
+    connect = functools.partial(RegistryClient, timeout=timeout, **options)
+    return operations.tag_image(source_ref, [new_tag], connect)[0]

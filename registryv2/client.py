@@ -1,8 +1,9 @@
 """RegistryClient: the public face of one registry, archives included.
 
-It is a :class:`~registryv2.registry.Registry` (catalog, tags, manifests, blobs, images, copy,
-tag, delete) with the jobs of :mod:`registryv2.operations` that join it to archives as its own
-methods: push an archive, push all of its tags, pull into an archive, push an image compressed.
+It is a :class:`~registryv2.registry.Registry` (catalog, tags, manifests, blobs, images, tag,
+delete) with the jobs of :mod:`registryv2.operations` that move images as its own methods: push
+an archive or a layout, push all of its tags, pull into an archive or a layout, copy into this
+registry, push an image compressed.
 """
 
 from __future__ import annotations
@@ -119,13 +120,39 @@ class RegistryClient(Registry):
         *,
         platform: str | Platform | None = None,
     ) -> list[ImageInspect]:
-        """Write images of this registry into one archive that ``docker load`` takes.
+        """Write images of this registry into one archive that ``docker load`` takes, or into
+        an OCI layout (``oci:DIR``, or a directory), or to standard output (``-``).
 
         ``references`` are ``repository:tag`` or ``repository@digest``; an index gives its
-        image for ``platform`` (default: this machine's). The archive appears whole or not at
-        all. Returns what was written, one entry per reference.
+        image for ``platform`` (default: this machine's; ``"all"`` keeps the whole index). The
+        archive or layout appears whole or not at all. Returns what was written, one entry per
+        reference.
 
         Example:
             >>> client.pull(["team/app:v1", "team/db:v2"], "images.tar")  # doctest: +SKIP
         """
         return operations.pull_tar(self, references, output_path, platform=platform)
+
+    def copy(
+        self,
+        repository: str,
+        identifier: str,
+        target_repository: str,
+        target_tag: str,
+        *,
+        source: Registry | None = None,
+    ) -> PushResult:
+        """Copy an image or a whole index into ``target_repository:target_tag`` of this
+        registry, from ``repository`` here or of ``source`` (another client).
+
+        Blobs stream from one registry to the other without touching the disk; within one
+        registry they are mounted. The manifests' bytes are kept, so the digest is the same on
+        both sides.
+
+        Example:
+            >>> with RegistryClient("src.example") as src:  # doctest: +SKIP
+            ...     client.copy("team/app", "v1", "mirror/app", "v1", source=src).digest
+        """
+        return operations.copy_in(
+            self, repository, identifier, target_repository, target_tag, source=source
+        )

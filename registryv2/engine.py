@@ -89,7 +89,7 @@ class TransferEngine:
 
     def __init__(
         self,
-        transport: Transport,
+        transport: Transport | None,
         workers: int,
         chunk_size: int | None,
         progress: ProgressCallback | None = None,
@@ -151,8 +151,9 @@ class TransferEngine:
         ends the wait (a failed job, Ctrl-C), no job outlives this call: callers may then
         release what the jobs write to.
         """
-        # Decide the registry's scheme here, once, before any worker needs it.
-        self.transport.base_url  # noqa: B018
+        if self.transport is not None:
+            # Decide the registry's scheme here, once, before any worker needs it.
+            self.transport.base_url  # noqa: B018
         self._emit(
             TransferEvent("plan", repository, size=sum(b.total for b in blobs), blobs=len(blobs))
         )
@@ -199,7 +200,8 @@ class TransferEngine:
                 # A request in flight gets a moment to finish: an upload whose answer was lost
                 # cannot be resumed from some registries. Then stalled sockets are broken.
                 wait(futures, timeout=_GRACE)
-                self.transport.abort(cancel)
+                if self.transport is not None:
+                    self.transport.abort(cancel)
                 wait(futures, timeout=_STRAGGLERS)
         if first_error:
             raise first_error[0]
@@ -232,6 +234,7 @@ class TransferEngine:
         return self._run(repository, unique, functools.partial(self._push_one, repository))
 
     def _push_one(self, repository: str, blob: Uploadable, cancel: threading.Event) -> BlobResult:
+        assert self.transport is not None, "an engine without a registry pushes nothing"
         with self._only_upload_of(blob.key, cancel):
             with self._lock:
                 mount_from = self._known.get(blob.digest) if blob.digest else None

@@ -417,3 +417,38 @@ class PushResult:
     def bytes_uploaded(self) -> int:
         """Blob bytes this push sent (0 when the registry had every blob)."""
         return sum(b.bytes_moved for b in self.blobs)
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """The outcome of copying one image (or a whole index) to one place.
+
+    Attributes:
+        source: where it came from, as written (``localhost:15000/team/app:v1``,
+            ``oci:build/out:v1``).
+        destination: where it went, one entry per name it was put under
+            (``mirror.example.com/team/app:v1``, ``oci:out:v1``, ``docker-archive:app.tar``).
+        digest: the manifest's digest there (the source's: manifests are copied byte for
+            byte, unless layers were compressed on the way).
+        media_type: the manifest's media type (an index's, when a whole index was copied).
+        blobs: what happened to each blob (exists, mounted, uploaded, downloaded).
+        image: the image copied (for an index, the image for this machine's platform, or its
+            first), as :class:`ImageInspect`; None when not read.
+
+    Example:
+        >>> result = copy("oci:build/out:v1", "localhost:15000/team/app:v1")  # doctest: +SKIP
+        >>> result.digest, result.bytes_moved  # doctest: +SKIP
+        ('sha256:...', 31457280)
+    """
+
+    source: str
+    destination: tuple[str, ...]
+    digest: str
+    media_type: str
+    blobs: tuple[BlobResult, ...] = ()
+    image: ImageInspect | None = field(default=None, repr=False)
+
+    @property
+    def bytes_moved(self) -> int:
+        """Blob bytes this copy moved (0 when the destination had every blob)."""
+        return sum(b.bytes_moved for b in self.blobs)

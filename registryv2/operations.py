@@ -1,52 +1,95 @@
-"""The jobs that join archives and registries, and the same jobs on full references.
+"""The jobs on images and registries: push, pull and copy over the one copy path, and the
+registry jobs on full references.
 
 Two levels, one above the other:
 
 - **One registry** (:class:`~registryv2.registry.Registry`): push an image or an archive,
-  compressing layers on the way if asked; pull images into an archive; save images into an
-  archive. :class:`~registryv2.client.RegistryClient` offers these as its own methods.
-- **Full references** (``host/repository:tag``), which may span several registries: push an
-  archive, pull into one archive, copy between registries, tag, list, inspect, resolve, delete.
-  The module API and the CLI both call these, each with its own way to connect to a registry:
+  compressing layers on the way if asked; pull images into an archive.
+  :class:`~registryv2.client.RegistryClient` offers these as its own methods.
+- **Full references and places** (``host/repository:tag``, ``oci:DIR:v1``, ``app.tar``), which
+  may span several registries: push, pull, copy, tag, list, inspect, resolve, delete. The module
+  API and the CLI both call these, each with its own way to connect to a registry:
   ``connect(endpoint)`` returns a new :class:`~registryv2.registry.Registry` for an endpoint
   such as ``localhost:15000``, ``https://ghcr.io`` or ``registry-1.docker.io``; these functions
-  close what they open. References are read as docker reads them (:func:`registry_reference`),
-  and each registry is reached through its mirror when it has one (:mod:`registryv2.mirrors`).
+  close what they open. References are read as docker reads them, and each registry is reached
+  through its mirror when it has one (:mod:`registryv2.mirrors`).
 
-This module is the only one that imports both :mod:`registryv2.archive` and
-:mod:`registryv2.registry`; neither of them imports the other.
+Every job that moves an image is a few lines over :mod:`registryv2.imagecopy`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .archive import ImageArchive
-from .archive.targets import target_for, targets_for_all_tags
-from .archive.writer import ArchiveWriter
-from .compress import (
-    CompressedBlob,
-    CompressionMemory,
-    check_compression,
-    compressed_layers,
-    compressed_manifest,
-)
+from .compress import CompressionMemory
+from .engine import TransferEngine
 from .exceptions import ValidationError
-from .image import Image
+from .image import Blob, Image
+from .imagecopy import (
+    Connect,
+    Places,
+    Selection,
+    copy_places,
+    open_destination,
+    plan_image,
+    registry_names,
+    resolve,
+    transfer,
+)
 from .journal import default_state_dir
-from .mirrors import endpoint_for, load_mirrors, registry_endpoint
-from .models import BlobInfo, ImageInspect, ManifestInfo, Platform, PushResult
-from .reference import Reference, is_tag, normalize_archive_tag, registry_of, registry_reference
+from .manifest import parse_manifest
+from .mirrors import load_mirrors, registry_endpoint
+from .models import BlobInfo, CopyResult, ImageInspect, ManifestInfo, Platform, PushResult
+from .places import Entry, Place, PlannedImage, parse_place
+from .reference import Reference, is_tag, registry_of, registry_reference
 from .registry import Registry
-
-Connect = Callable[[str], Registry]
+from .remote import RegistryDestination, RegistrySource
 
 # -- one registry ------------------------------------------------------------------------------
+
+
+class OneImage:
+    """One :class:`~registryv2.image.Image` (config, layers, manifest) as an image source."""
+
+    label = "image"
+    home = None
+
+    def __init__(self, image: Image) -> None:
+        self.image = image
+        self._manifest = parse_manifest(image.manifest_bytes, image.manifest_media_type)
+        self._blobs = {blob.digest: blob for blob in image.blobs}
+
+    def entries(self) -> list[Entry]:
+        """The image, under its tags."""
+        return [Entry(self._manifest, self.image.tags)]
+
+    def manifest(self, digest: str) -> ManifestInfo:
+        """The image's manifest: it has no other."""
+        if digest != self._manifest.digest:
+            raise ValidationError(f"the image has no manifest {digest}")
+        return self._manifest
+
+    def blob(self, info: BlobInfo) -> Blob:
+        """A blob of the image."""
+        return self._blobs[info.digest]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _pushed(plans: Sequence[PlannedImage], results: Sequence[CopyResult]) -> list[PushResult]:
+    """One :class:`PushResult` per tag put."""
+    pushed = []
+    for planned, result in zip(plans, results, strict=True):
+        for name in planned.names:
+            repository, _, tag = name.rpartition(":")
+            pushed.append(PushResult(repository, tag, result.digest, result.blobs))
+    return pushed
 
 
 def push_image(
@@ -69,22 +112,17 @@ def push_image(
         >>> with ImageArchive.open("app.tar") as archive:  # doctest: +SKIP
         ...     push_image(registry, archive.select(), "team/app", ["v1"], compress="gzip")
     """
-    algorithm = check_compression(compress)
-    if algorithm is None:
-        return registry.push_image(image, repository, tags)
-    registry.check_target(repository, tags)
-    memory = memory or compression_memory(registry)
-    layers = compressed_layers(image, algorithm, memory)
-    uploads = [*layers, image.config]
-    blobs = tuple(registry.engine.push_blobs(repository, uploads))
-    # One result per distinct key, in the order of first appearance.
-    by_key = dict(zip(dict.fromkeys(b.key for b in uploads), blobs, strict=True))
-    pushed = [BlobInfo(by_key[b.key].digest, by_key[b.key].size) for b in layers]
-    for layer, info in zip(layers, pushed, strict=True):
-        if isinstance(layer, CompressedBlob):
-            memory.remember(algorithm, layer.original.digest, info)
-    manifest, media_type = compressed_manifest(image, algorithm, layers, pushed)
-    return registry.put_manifests(repository, tags, manifest, media_type, blobs)
+    if not tags:
+        raise ValidationError("push needs at least one tag")
+    source = OneImage(image)
+    names = tuple(f"{repository}:{tag}" for tag in tags)
+    plans = [plan_image(source, source.entries()[0], names, Selection())]
+    if compress is not None:
+        memory = memory or compression_memory(registry)
+    results = transfer(
+        plans, RegistryDestination(registry), registry.engine, compress=compress, memory=memory
+    )
+    return _pushed(plans, results)
 
 
 def compression_memory(registry: Registry) -> CompressionMemory:
@@ -97,6 +135,30 @@ def compression_memory(registry: Registry) -> CompressionMemory:
     return CompressionMemory(Path(registry.config.state_dir or default_state_dir()) / "compressed")
 
 
+def _push_entries(
+    registry: Registry,
+    archive: ImageArchive,
+    entries: Sequence[Entry],
+    repository: str | None,
+    tag: str | None,
+    all_tags: bool,
+    compress: str | None,
+    memory: CompressionMemory | None,
+) -> list[PushResult]:
+    namer = registry_names(repository, tag, all_tags)
+    plans = [
+        plan_image(archive, entry, names, Selection())
+        for entry in entries
+        for names in namer(entry)
+    ]
+    if compress is not None:
+        memory = memory or compression_memory(registry)
+    results = transfer(
+        plans, RegistryDestination(registry), registry.engine, compress=compress, memory=memory
+    )
+    return _pushed(plans, results)
+
+
 def push_tar(
     registry: Registry,
     tar_path: str | os.PathLike[str],
@@ -107,7 +169,7 @@ def push_tar(
     compress: str | None = None,
     memory: CompressionMemory | None = None,
 ) -> PushResult:
-    """Push an image of an archive under ``repository:tag``: see
+    """Push an image of an archive (or a layout) under ``repository:tag``: see
     :meth:`RegistryClient.push <registryv2.client.RegistryClient.push>`.
 
     Example:
@@ -115,11 +177,15 @@ def push_tar(
         'sha256:...'
     """
     with ImageArchive.open(tar_path) as archive:
-        target = target_for(archive, repository, tag, image)
-        pushed = push_image(
-            registry, target.image, target.repository, target.tags, compress=compress, memory=memory
-        )
-        return pushed[0]
+        if image is None and repository is None and tag is None and archive.tags:
+            # Neither given: the archive's first tag chooses the image, and names it.
+            image = archive.tags[0]
+        entry = archive.select_entry(image)
+        if image is not None and image in entry.names:
+            entry = Entry(entry.manifest, (image, *(n for n in entry.names if n != image)))
+        return _push_entries(registry, archive, [entry], repository, tag, False, compress, memory)[
+            0
+        ]
 
 
 def push_tar_all_tags(
@@ -136,37 +202,11 @@ def push_tar_all_tags(
         >>> [r.tag for r in push_tar_all_tags(registry, "app.tar")]  # doctest: +SKIP
         ['v1', 'latest']
     """
-    memory = memory or compression_memory(registry)
     with ImageArchive.open(tar_path) as archive:
-        results = {
-            (result.repository, result.tag): result
-            for target in targets_for_all_tags(archive)
-            for result in push_image(
-                registry,
-                target.image,
-                target.repository,
-                target.tags,
-                compress=compress,
-                memory=memory,
-            )
-        }
-        return [results[normalize_archive_tag(t)] for t in archive.tags]
-
-
-def save_images(
-    images: Sequence[Image], output_path: str | os.PathLike[str], registry: Registry
-) -> list[ImageInspect]:
-    """Write ``images`` into one docker 25+ archive at ``output_path``, their blobs downloaded
-    by ``registry``'s engine straight into their place in the file.
-
-    The archive appears whole or not at all. Returns what was written, one entry per image.
-
-    Example:
-        >>> save_images([registry.image("team/app", "v1")], "app.tar", registry)  # doctest: +SKIP
-    """
-    with ArchiveWriter.create(output_path, images) as archive:
-        registry.engine.download_blobs(archive.pending, archive.blob_writer)
-    return [image.inspect() for image in images]
+        entries = [e for e in archive.entries() if e.names]
+        if not entries:
+            raise ValidationError(f"{archive.path}: the archive has no tags to push")
+        return _push_entries(registry, archive, entries, None, None, True, compress, memory)
 
 
 def pull_tar(
@@ -183,8 +223,53 @@ def pull_tar(
         >>> pull_tar(registry, ["team/app:v1"], "images.tar")  # doctest: +SKIP
     """
     texts = [references] if isinstance(references, str) else list(references)
-    images = [registry.image(*_split(text), platform) for text in texts]
-    return save_images(images, output_path, registry)
+    if not texts:
+        raise ValidationError("pull needs at least one reference")
+    selection = Selection(platform=platform)
+    here = registry.transport.registry
+    with Places(_no_registry) as places:
+        destination, namer = open_destination(parse_place(output_path, output=True), places, False)
+        plans = []
+        for text in texts:
+            repository, identifier = _split(text)
+            source = RegistrySource(registry, repository, f"{here}/{repository}", [identifier])
+            for entry in source.entries():
+                plans += [plan_image(source, entry, n, selection) for n in namer(entry)]
+        results = transfer(plans, destination, registry.engine)
+    return _images(results)
+
+
+def copy_in(
+    registry: Registry,
+    repository: str,
+    identifier: str,
+    target_repository: str,
+    target_tag: str,
+    *,
+    source: Registry | None = None,
+) -> PushResult:
+    """Copy an image or a whole index into ``target_repository:target_tag`` of ``registry``:
+    see :meth:`RegistryClient.copy <registryv2.client.RegistryClient.copy>`.
+
+    Example:
+        >>> copy_in(registry, "team/app", "v1", "mirror/app", "v1").digest  # doctest: +SKIP
+        'sha256:...'
+    """
+    origin = source or registry
+    name = f"{origin.transport.registry}/{repository}"
+    reader = RegistrySource(origin, repository, name, [identifier])
+    names = (f"{target_repository}:{target_tag}",)
+    plans = [plan_image(reader, e, names, Selection(all_platforms=True)) for e in reader.entries()]
+    results = transfer(plans, RegistryDestination(registry), registry.engine)
+    return _pushed(plans, results)[0]
+
+
+def _no_registry(endpoint: str) -> Registry:
+    raise ValidationError(f"{endpoint}: this job writes into files, not into a registry")
+
+
+def _images(results: Sequence[CopyResult]) -> list[ImageInspect]:
+    return [r.image for r in results if r.image is not None]
 
 
 def _split(text: str) -> tuple[str, str]:
@@ -198,17 +283,6 @@ def _split(text: str) -> tuple[str, str]:
 
 
 # -- full references ---------------------------------------------------------------------------
-
-
-def resolve(text: str, *, default_tag: str | None = "latest") -> tuple[Reference, str]:
-    """A reference, and the endpoint to reach its registry (its mirror, if it has one).
-
-    Example:
-        >>> resolve("nginx:alpine")[1]
-        'registry-1.docker.io'
-    """
-    ref = registry_reference(text, default_tag=default_tag)
-    return ref, endpoint_for(ref, load_mirrors())
 
 
 @contextlib.contextmanager
@@ -226,129 +300,133 @@ def _connected_registry(host: str, connect: Connect) -> Iterator[Registry]:
         yield registry
 
 
-def push_archive(
-    tar_path: str | os.PathLike[str],
+def push(
+    source: str | os.PathLike[str] | Place,
     target: str,
     connect: Connect,
+    selection: Selection | None = None,
     *,
-    image: str | None = None,
-    all_tags: bool = False,
     compress: str | None = None,
-) -> list[PushResult]:
-    """Push an archive to ``target``: a reference (one image, one tag), or with ``all_tags`` a
-    registry (every image of the archive under every tag it carries).
+    engine: Callable[[], TransferEngine] | None = None,
+) -> list[CopyResult]:
+    """Push an archive or a layout (any place) to ``target``: a reference (one image, one tag),
+    or with ``all_tags`` a registry or a repository (every image under every name it carries).
 
-    A reference without a tag takes the tag of the image's first archive tag, as
-    :func:`push_docker_tar` does; ``latest`` when it has none. ``compress`` is as for
-    :func:`push_image`.
+    A reference without a tag takes the image's own (``latest`` when it has none).
+    ``compress`` is as for :func:`push_image`.
 
     Example:
-        >>> push_archive("app.tar", "localhost:15000/team/app", Registry)  # doctest: +SKIP
+        >>> push("oci:build/out:v1", "localhost:15000/team/app", Registry)  # doctest: +SKIP
     """
-    if all_tags:
-        with _connected_registry(target, connect) as registry:
-            return push_tar_all_tags(registry, tar_path, compress=compress)
-    ref, endpoint = resolve(target, default_tag=None)
-    if ref.digest:
-        raise ValidationError(f"invalid reference {target!r}: push to a tag, not a digest")
-    with connect(endpoint) as registry:
-        return [
-            push_tar(registry, tar_path, ref.repository, ref.tag, image=image, compress=compress)
-        ]
+    selection = selection or Selection()
+    if not selection.all_tags:
+        ref, _ = resolve(target, default_tag=None)
+        if ref.digest:
+            raise ValidationError(f"invalid reference {target!r}: push to a tag, not a digest")
+    memory = CompressionMemory(default_state_dir() / "compressed") if compress else None
+    return copy_places(
+        [source], target, connect, selection, compress=compress, memory=memory, engine=engine
+    )
 
 
-def pull_images(
+def pull(
     references: Sequence[str],
-    output_path: str | os.PathLike[str],
+    output: str | os.PathLike[str] | Place,
     connect: Connect,
-    platform: str | Platform | None = None,
-) -> list[ImageInspect]:
-    """Write the images of ``references`` (from one registry or several) into one archive.
+    selection: Selection | None = None,
+    engine: Callable[[], TransferEngine] | None = None,
+) -> list[CopyResult]:
+    """Write the images of ``references`` (from one registry or several) into one place: an
+    archive (the default for a path), a layout, or standard output (``-``).
 
     Example:
-        >>> pull_images(["localhost:15000/app:v1"], "app.tar", Registry)  # doctest: +SKIP
+        >>> pull(["localhost:15000/app:v1"], "app.tar", Registry)  # doctest: +SKIP
     """
     if not references:
         raise ValidationError("pull needs at least one reference")
-    resolved = [resolve(text) for text in references]
-    with contextlib.ExitStack() as stack:
-        registries: dict[str, Registry] = {}
-        for _, endpoint in resolved:
-            if endpoint not in registries:
-                registries[endpoint] = stack.enter_context(connect(endpoint))
-        images = [
-            # Tagged as the user named it (docker's short form for Docker Hub), not by where
-            # it was fetched from (a mirror, registry-1.docker.io).
-            dataclasses.replace(
-                registries[endpoint].image(ref.repository, ref.identifier, platform),
-                tags=() if ref.digest else (ref.familiar,),
-            )
-            for ref, endpoint in resolved
-        ]
-        return save_images(images, output_path, registries[resolved[0][1]])
+    for text in references:
+        if not isinstance(text, str) or text.startswith(
+            ("oci:", "oci-archive:", "docker-archive:")
+        ):
+            raise ValidationError(f"pull takes references: {text!r} is not one (use copy)")
+    return copy_places(
+        [f"docker://{t}" if not t.startswith("docker://") else t for t in references],
+        output,
+        connect,
+        selection,
+        output=True,
+        engine=engine,
+    )
 
 
-def copy_image(source_ref: str, target_ref: str, connect: Connect) -> PushResult:
-    """Copy an image or index from ``source_ref`` to ``target_ref``, keeping its digest.
+def copy(
+    source: str | os.PathLike[str] | Place,
+    target: str | os.PathLike[str] | Place,
+    connect: Connect,
+    selection: Selection | None = None,
+    engine: Callable[[], TransferEngine] | None = None,
+) -> list[CopyResult]:
+    """Copy an image, or a whole index, from any place to any other, keeping its digest.
+
+    Without a platform, a whole index is copied (as crane and regctl do); ``all_tags`` copies
+    every tag of a repository, or every image of an archive or layout.
 
     Example:
-        >>> copy_image("a.example/app:v1", "b.example/app:v1", Registry)  # doctest: +SKIP
+        >>> copy("a.example/app:v1", "oci:out:v1", Registry)  # doctest: +SKIP
     """
-    source, source_endpoint = resolve(source_ref)
-    target, target_endpoint = resolve(target_ref)
-    if target.digest or target.tag is None:
-        raise ValidationError(f"invalid target {target_ref!r}: copy to a tag, not a digest")
-    with contextlib.ExitStack() as stack:
-        target_registry = stack.enter_context(connect(target_endpoint))
-        source_registry = (
-            target_registry
-            if source_endpoint == target_endpoint
-            else stack.enter_context(connect(source_endpoint))
+    selection = selection or Selection()
+    if selection.platform is None:
+        selection = Selection(
+            all_platforms=True, all_tags=selection.all_tags, image=selection.image
         )
-        return target_registry.copy(
-            source.repository,
-            source.identifier,
-            target.repository,
-            target.tag,
-            source=source_registry,
-        )
+    return copy_places([source], target, connect, selection, engine=engine)
 
 
-def copy_repository(source_repo: str, target_repo: str, connect: Connect) -> list[PushResult]:
-    """Copy every tag of a repository into another, each keeping its digest.
+def tag_image(source_ref: str, new_tags: str | Sequence[str], connect: Connect) -> list[PushResult]:
+    """Put the manifest of ``source_ref`` under each of ``new_tags`` in the same repository;
+    no blob moves. A new tag is a tag (``stable``) or a whole reference in the same repository
+    (``localhost:15000/app:stable``), as ``docker tag`` users write it.
 
     Example:
-        >>> copy_repository("a.example/app", "b.example/app", Registry)  # doctest: +SKIP
-    """
-    source, source_endpoint = resolve(source_repo, default_tag=None)
-    target, _ = resolve(target_repo, default_tag=None)
-    for ref, text in ((source, source_repo), (target, target_repo)):
-        if ref.tag or ref.digest:
-            raise ValidationError(f"invalid repository {text!r}: copying every tag, give no tag")
-    with connect(source_endpoint) as registry:
-        tags = registry.list_tags(source.repository)
-    return [copy_image(f"{source_repo}:{tag}", f"{target_repo}:{tag}", connect) for tag in tags]
-
-
-def tag_image(source_ref: str, new_tags: str | Sequence[str], connect: Connect) -> str:
-    """Put the manifest of ``source_ref`` under each of ``new_tags`` in the same repository.
-
-    Example:
-        >>> tag_image("localhost:15000/app:v1", ["stable"], Registry)  # doctest: +SKIP
-        'sha256:...'
+        >>> tag_image("localhost:15000/app:v1", ["stable"], Registry)[0].tag  # doctest: +SKIP
+        'stable'
     """
     tags = [new_tags] if isinstance(new_tags, str) else list(new_tags)
-    for new_tag in tags:
-        if not is_tag(new_tag):
-            raise ValidationError(
-                f"invalid tag {new_tag!r}: a tag is letters, digits, '_', '.' and '-' "
-                "(to copy into another repository, use copy)"
-            )
     if not tags:
         raise ValidationError("tag needs at least one new tag")
     with _connected(source_ref, connect) as (source, registry):
-        digests = {registry.tag(source.repository, source.identifier, t) for t in tags}
-    return digests.pop()
+        wanted = [_new_tag(source, text) for text in tags]
+        manifest = registry.get_manifest(source.repository, source.identifier)
+        return [
+            PushResult(
+                source.repository,
+                tag,
+                registry.put_manifest(source.repository, tag, manifest.raw, manifest.media_type),
+                (),
+            )
+            for tag in wanted
+        ]
+
+
+def _new_tag(source: Reference, text: str) -> str:
+    """The tag ``text`` gives, which must stay in ``source``'s repository."""
+    if is_tag(text):
+        return text
+    try:
+        ref = registry_reference(text, default_tag=None)
+    except ValidationError:
+        ref = None
+    if ref is None or ref.tag is None or ref.digest:
+        raise ValidationError(
+            f"invalid tag {text!r}: a tag is letters, digits, '_', '.' and '-', or a whole "
+            "reference with a tag in the same repository"
+        )
+    if (ref.registry, ref.repository) != (source.registry, source.repository):
+        raise ValidationError(
+            f"{text!r} is in another repository than {source.registry}/{source.repository}; "
+            "tag stays in one repository (to copy into another, use copy)"
+        )
+    return ref.tag
 
 
 def list_repositories_of(host: str, connect: Connect) -> list[str]:

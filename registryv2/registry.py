@@ -54,8 +54,6 @@ from .transport import Transport
 # A listing that goes on longer than this is a broken or hostile registry, not a real one.
 MAX_PAGES = 100_000
 MAX_ENTRIES = 1_000_000
-# An index of indexes is allowed by the spec; deeper than this is not an image.
-MAX_INDEX_DEPTH = 4
 
 
 def _platform(platform: str | Platform | None) -> Platform | None:
@@ -76,7 +74,12 @@ def _check_identifier(identifier: str) -> None:
         )
 
 
-def _check_repository(repository: str, tag: str | None = None) -> None:
+def check_repository(repository: str, tag: str | None = None) -> None:
+    """Refuse a repository (and tag) that cannot be a path of a registry.
+
+    Example:
+        >>> check_repository("team/app", "v1")
+    """
     ref = Reference.parse(f"{repository}:{tag}" if tag is not None else repository)
     if ref.registry is not None or ref.repository != repository:
         raise ValidationError(
@@ -228,7 +231,7 @@ class Registry:
             >>> client.list_tags("team/app")  # doctest: +SKIP
             ['latest', 'v1']
         """
-        _check_repository(repository)
+        check_repository(repository)
         return list(
             self._pages(
                 f"/v2/{repository}/tags/list", "tags", f"listing tags of {repository}", page_size
@@ -241,7 +244,7 @@ class Registry:
         self, method: str, repository: str, identifier: str
     ) -> tuple[requests.Response, str]:
         """GET or HEAD a manifest, accepting every kind; the response and its description."""
-        _check_repository(repository)
+        check_repository(repository)
         _check_identifier(identifier)
         what = f"manifest {_name(repository, identifier)}"
         response = self.transport.request(
@@ -314,8 +317,13 @@ class Registry:
         reader = BlobReader(self.transport, repository, info, start, end)
         return reader  # type: ignore[return-value]
 
-    def _blob(self, repository: str, info: BlobInfo) -> Blob:
-        """A blob of ``repository`` to read whole, or by ranges at once."""
+    def blob(self, repository: str, info: BlobInfo) -> Blob:
+        """A blob of ``repository`` to stream whole, or by ranges at once; nothing is read yet.
+
+        Example:
+            >>> registry.blob("team/app", manifest.layers[0]).size  # doctest: +SKIP
+            3145728
+        """
         opener = functools.partial(self.blob_reader, repository, info)
         return Blob(info, opener, opener)
 
@@ -378,7 +386,7 @@ class Registry:
         config = self.get_blob_bytes(repository, manifest.config)
         image = Image(
             config=Blob(manifest.config, functools.partial(io.BytesIO, config)),
-            layers=tuple(self._blob(repository, info) for info in manifest.layers),
+            layers=tuple(self.blob(repository, info) for info in manifest.layers),
             tags=() if is_digest(identifier) else (f"{self.transport.registry}/{name}",),
             manifest=manifest.raw,
             manifest_media_type=manifest.media_type,
@@ -394,74 +402,7 @@ class Registry:
             raise ValidationError(f"{name} is for {found.os}/{found.architecture}, not {wanted}")
         return image
 
-    # -- copy and tag --------------------------------------------------------------------------
-
-    def copy(
-        self,
-        repository: str,
-        identifier: str,
-        target_repository: str,
-        target_tag: str,
-        *,
-        source: Registry | None = None,
-    ) -> PushResult:
-        """Copy an image or a whole index into ``target_repository:target_tag`` of this registry.
-
-        ``source`` is the client of the registry to copy from (default: this one). Blobs stream
-        from one registry to the other without touching the disk; within one registry they are
-        mounted. The manifest bytes are kept, so the digest is the same on both sides.
-
-        Example:
-            >>> with Registry("src.example") as src:  # doctest: +SKIP
-            ...     target.copy("team/app", "v1", "mirror/app", "v1", source=src).digest
-        """
-        _check_repository(target_repository, target_tag)
-        source = source or self
-        manifest = source.get_manifest(repository, identifier)
-        blobs = self._copy_contents(source, repository, manifest, target_repository)
-        digest = self.put_manifest(target_repository, target_tag, manifest.raw, manifest.media_type)
-        return PushResult(target_repository, target_tag, digest, tuple(blobs))
-
-    def _copy_contents(
-        self, source: Registry, repository: str, manifest: ManifestInfo, target: str
-    ) -> list[BlobResult]:
-        """Everything ``manifest`` refers to, into ``target``: every blob (in one parallel
-        batch), then an index's manifests, each fetched once however often it is listed."""
-        images: dict[str, ManifestInfo] = {}
-        children: dict[str, ManifestInfo] = {}
-
-        def collect(found: ManifestInfo, depth: int) -> None:
-            if not found.is_index:
-                images[found.digest] = found
-                return
-            if depth >= MAX_INDEX_DEPTH:
-                raise UnsupportedError(f"{repository}: indexes nested more than {depth} deep")
-            for entry in found.manifests:
-                if entry.digest not in children:
-                    children[entry.digest] = child = source.get_manifest(repository, entry.digest)
-                    collect(child, depth + 1)
-
-        collect(manifest, 0)
-        descriptors = {
-            info.digest: info
-            for image in images.values()
-            for info in (*image.layers, image.config)
-            if info is not None
-        }
-        if source.transport.registry == self.transport.registry:
-            for digest in descriptors:
-                self.engine.remember(digest, repository)
-        results = self.engine.push_blobs(
-            target,
-            [
-                Blob(info, functools.partial(source.blob_reader, repository, info))
-                for info in descriptors.values()
-            ],
-        )
-        # Children before parents: a registry checks that what an index lists is there.
-        for digest, child in reversed(children.items()):
-            self.put_manifest(target, digest, child.raw, child.media_type)
-        return results
+    # -- tag -------------------------------------------------------------------------------
 
     def tag(self, repository: str, identifier: str, new_tag: str) -> str:
         """Put the manifest at ``identifier`` under ``new_tag`` too; no blob moves.
@@ -472,7 +413,7 @@ class Registry:
             >>> client.tag("team/app", "v1", "stable")  # doctest: +SKIP
             'sha256:...'
         """
-        _check_repository(repository, new_tag)
+        check_repository(repository, new_tag)
         manifest = self.get_manifest(repository, identifier)
         return self.put_manifest(repository, new_tag, manifest.raw, manifest.media_type)
 
@@ -513,7 +454,7 @@ class Registry:
             >>> client.delete_image_by_digest("team/app", "sha256:...")  # doctest: +SKIP
             True
         """
-        _check_repository(repository)
+        check_repository(repository)
         if not is_digest(digest):
             raise ValidationError(f"invalid digest {digest!r}: expected sha256:<64 hex digits>")
         what = f"deleting {repository}@{digest}"
@@ -556,7 +497,7 @@ class Registry:
             >>> Registry.check_target("team/app", ["v1"])
         """
         for tag in tags:
-            _check_repository(repository, tag)
+            check_repository(repository, tag)
 
     def put_manifests(
         self,

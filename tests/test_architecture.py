@@ -188,7 +188,8 @@ def test_the_words_table_names_what_the_code_has() -> None:
         "reference",
         "identifier",
         "repository",
-        "source, target",
+        "source, destination",
+        "place",
         "blob reader, blob writer",
     ):
         assert word in words

@@ -46,7 +46,9 @@ def test_legacy_layout_digests_sizes_media_types_and_bytes(tmp_path: Path) -> No
     with ImageArchive.open(write_legacy(tmp_path / "a.tar", [image])) as archive:
         [read] = archive.images
         assert read.tags == ("example.com/team/app:v1",)
-        assert read.manifest is None and read.manifest_media_type == DOCKER_MANIFEST
+        # No manifest in a legacy archive: one is made, docker's own kind, for these blobs.
+        assert read.manifest_media_type == DOCKER_MANIFEST
+        assert json.loads(read.manifest_bytes)["config"]["digest"] == sha256(image.config())
         assert read.config.digest == sha256(image.config())
         assert read.config_bytes == image.config()
         stored = image.stored_layers()

@@ -77,7 +77,7 @@ def test_an_index_is_copied_whole(
         for arch in ("amd64", "arm64")
     }
     index = push_index(registry.url, repo, "multi", archives)
-    digest = copy(f"{registry.host}/{repo}:multi", f"{other.host}/{repo}:multi")
+    digest = copy(f"{registry.host}/{repo}:multi", f"{other.host}/{repo}:multi").digest
     assert digest == sha256(index)
     with RegistryClient(other.url) as client:
         copied = client.get_manifest(repo, "multi")
@@ -110,7 +110,7 @@ def test_tag_puts_the_same_manifest_and_moves_no_blob(
         write_legacy(tmp_path / "a.tar", [simple_image()]), registry.url, repo, "v1"
     )
     with FaultyProxy(registry.host) as proxy:
-        assert tag(f"{proxy.host}/{repo}:v1", "stable") == digest
+        assert tag(f"{proxy.host}/{repo}:v1", "stable").digest == digest
         assert not [r for r in proxy.requests if "/blobs/" in r.path]
         assert [(r.method, r.path) for r in proxy.requests if r.method == "PUT"] == [
             ("PUT", f"/v2/{repo}/manifests/stable")
@@ -124,8 +124,10 @@ def test_copy_and_tag_refuse_bad_targets(registry: RegistryServer, repo: str) ->
     source = f"{registry.host}/{repo}:v1"
     with pytest.raises(ValidationError, match="copy to a tag, not a digest"):
         copy(source, f"{registry.host}/{repo}@sha256:{'0' * 64}")
-    with pytest.raises(ValidationError, match="invalid tag 'other/repo:v2'"):
+    with pytest.raises(ValidationError, match="'other/repo:v2' is in another repository"):
         tag(source, "other/repo:v2")
+    with pytest.raises(ValidationError, match="invalid tag 'v2@x'"):
+        tag(source, "v2@x")
     with pytest.raises(NotFoundError, match=f"manifest {repo}:v1"):
         copy(source, f"{registry.host}/{repo}:v2")
 

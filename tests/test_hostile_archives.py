@@ -20,9 +20,9 @@ from registryv2 import ImageArchive, TarReadError, validate_docker_tar
 from .archives import OCI_INDEX, _add, sha256, simple_image, write_docker25
 
 
-def test_indexes_that_repeat_and_nest_are_walked_once_each(tmp_path: Path) -> None:
-    """index.json lists an index ten times, which lists the next ten times, eight deep: walked
-    naively that is 10^8 visits."""
+def _nested(tmp_path: Path, depth: int) -> Path:
+    """An archive whose index.json lists an index ten times, which lists the next ten times,
+    ``depth`` deep, above one image: walked naively that is 10^depth visits."""
     image = simple_image()
     base = write_docker25(tmp_path / "base.tar", [image], manifest_json=False)
     manifest = image.oci_manifest()
@@ -33,12 +33,12 @@ def test_indexes_that_repeat_and_nest_are_walked_once_each(tmp_path: Path) -> No
         "annotations": {"io.containerd.image.name": "app:v1"},
     }
     entry, blobs = image_entry, []
-    for _ in range(8):
+    for _ in range(depth):
         raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry] * 10})
         blobs.append(raw.encode())
         entry = {"mediaType": OCI_INDEX, "digest": sha256(blobs[-1]), "size": len(raw)}
     top = {"schemaVersion": 2, "manifests": [entry] * 10 + [image_entry]}
-    hostile = tmp_path / "hostile.tar"
+    hostile = tmp_path / f"hostile-{depth}.tar"
     with tarfile.open(base) as src, tarfile.open(hostile, "w") as dst:
         for member in src.getmembers():
             if member.name != "index.json":
@@ -46,9 +46,24 @@ def test_indexes_that_repeat_and_nest_are_walked_once_each(tmp_path: Path) -> No
         for data in blobs:
             _add(dst, "blobs/sha256/" + sha256(data)[7:], data)
         _add(dst, "index.json", json.dumps(top).encode())
+    return hostile
+
+
+def test_indexes_that_repeat_are_walked_once_each(tmp_path: Path) -> None:
     started = time.monotonic()
-    with ImageArchive.open(hostile) as archive:
-        assert len(archive.images) <= 1
+    with ImageArchive.open(_nested(tmp_path, 3)) as archive:
+        assert len(archive.images) == 1
+        assert [len(archive.walk(e.manifest)) for e in archive.entries()] == [4, 1]
+    assert time.monotonic() - started < 2
+
+
+def test_indexes_nested_too_deep_are_refused_at_once(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with (
+        ImageArchive.open(_nested(tmp_path, 8)) as archive,
+        pytest.raises(TarReadError, match="indexes nested more than 4 deep"),
+    ):
+        archive.images  # noqa: B018
     assert time.monotonic() - started < 2
 
 

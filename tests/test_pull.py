@@ -263,8 +263,10 @@ def test_output_path_problems_are_named(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
     push_v1(registry, repo, tmp_path, simple_image())
-    with pytest.raises(ValidationError, match="is a directory"):
+    # A directory is an OCI layout to write: one holding other files is refused, untouched.
+    with pytest.raises(ValidationError, match="neither empty nor an OCI image layout"):
         pull_docker_tar(tmp_path, registry.url, repo, "v1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.tar"]
     with pytest.raises(ValidationError, match="does not exist"):
         pull_docker_tar(tmp_path / "no" / "out.tar", registry.url, repo, "v1")
 

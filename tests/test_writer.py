@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from registryv2 import ArchiveWriteError, ImageArchive, RegistryClient, RegistryV2Error
+from registryv2 import ArchiveWriteError, ImageArchive, RegistryV2Error, copy_all_tags
 from registryv2.archive.writer import ArchiveWriter
-from registryv2.operations import save_images
+from registryv2.imagecopy import Selection, plan_image
+from registryv2.places import PlannedImage
 
 from .archives import sha256, simple_image, write_big_legacy, write_legacy
 from .servers import skopeo_to_dir
@@ -24,9 +25,11 @@ def test_a_legacy_archive_rewritten_in_the_docker25_layout(tmp_path: Path) -> No
     legacy = write_legacy(tmp_path / "legacy.tar", [one, two])
     out = tmp_path / "new.tar"
     # Blobs come out of the archive, not a registry: the engine does not care where from.
-    with ImageArchive.open(legacy) as archive, RegistryClient("localhost:1") as client:
-        infos = save_images(archive.images, out, client)
-    assert [i.repo_tags for i in infos] == [["example.com/team/app:v1"], ["nginx:alpine"]]
+    results = copy_all_tags(legacy, out)
+    assert [r.destination for r in results] == [
+        (f"docker-archive:{out}:example.com/team/app:v1",),
+        (f"docker-archive:{out}:nginx:alpine",),
+    ]
     with tarfile.open(out) as tar:
         index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
     assert [m["annotations"]["io.containerd.image.name"] for m in index["manifests"]] == [
@@ -39,11 +42,16 @@ def test_a_legacy_archive_rewritten_in_the_docker25_layout(tmp_path: Path) -> No
     assert read["config"]["parsed"]["rootfs"]["diff_ids"] == [sha256(x) for x in two.layers]
 
 
+def planned(archive: ImageArchive) -> list[PlannedImage]:
+    return [plan_image(archive, e, e.names, Selection()) for e in archive.entries()]
+
+
 def test_an_archive_missing_blob_bytes_is_never_committed(tmp_path: Path) -> None:
     legacy = write_legacy(tmp_path / "legacy.tar", [simple_image()])
     out = tmp_path / "out.tar"
     with ImageArchive.open(legacy) as archive:
-        writer = ArchiveWriter.create(out, archive.images)
+        writer = ArchiveWriter(out)
+        writer.begin(planned(archive))
         with pytest.raises(RegistryV2Error, match="blobs not written in full"), writer:
             [(_, first), *_] = writer.pending
             with writer.blob_writer(first) as slot:
@@ -57,16 +65,16 @@ def test_a_slot_takes_no_more_than_its_blob(tmp_path: Path) -> None:
     with (
         ImageArchive.open(legacy) as archive,
         too_much,
-        ArchiveWriter.create(tmp_path / "out.tar", archive.images) as writer,
+        ArchiveWriter(tmp_path / "out.tar") as writer,
     ):
+        writer.begin(planned(archive))
         [(_, first), *_] = writer.pending
         writer.blob_writer(first).write(b"x" * (first.size + 1))
     assert not (tmp_path / "out.tar").exists()
 
 
 def rewrite(source: Path, out: Path) -> None:
-    with ImageArchive.open(source) as archive, RegistryClient("localhost:1") as client:
-        save_images(archive.images, out, client)
+    copy_all_tags(source, out)
 
 
 def test_a_large_archive_is_written_back_while_written(

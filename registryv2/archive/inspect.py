@@ -136,7 +136,7 @@ def get_tar_manifest(tar_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                     tar.member(str(name))  # raises, naming what is missing
             return entries
     with ImageArchive.open(tar_path) as archive:
-        return archive.entries
+        return archive.manifest_entries
 
 
 def extract_original_tags(tar_path: str | os.PathLike[str]) -> list[str]:

@@ -13,6 +13,8 @@ from ..reference import DOCKER_HUB_HOSTS, Reference
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+# The image layout versions there are: 1.1 of the spec still writes 1.0.0.
+LAYOUT_VERSIONS = frozenset({"1.0.0"})
 
 
 def blob_path(digest: str) -> str:
@@ -25,38 +27,28 @@ def blob_path(digest: str) -> str:
     return "blobs/" + digest.replace(":", "/", 1)
 
 
-def tag_annotations(tag: str) -> dict[str, str]:
-    """The ``index.json`` annotations docker 25 writes for an image tagged ``tag``.
+def name_annotations(name: str) -> dict[str, str]:
+    """The ``index.json`` annotations for an image named ``name``.
+
+    A reference with a tag gets what docker 25 writes: containerd's full name, and the tag as
+    the OCI ``ref.name``. Anything else (``v1``, as ``skopeo copy ... oci:DIR:v1`` names an
+    image) is the ``ref.name`` alone.
 
     Example:
-        >>> tag_annotations("nginx:alpine")[ANNOTATION_IMAGE_NAME]
+        >>> name_annotations("nginx:alpine")[ANNOTATION_IMAGE_NAME]
         'docker.io/library/nginx:alpine'
+        >>> name_annotations("v1")
+        {'org.opencontainers.image.ref.name': 'v1'}
     """
-    ref = Reference.parse(tag)
+    try:
+        ref = Reference.parse(name, default_tag=None)
+    except ValidationError:
+        ref = None
+    if ref is None or ref.tag is None or ":" not in name or ref.digest:
+        return {ANNOTATION_REF_NAME: name}
     registry = ref.registry or "docker.io"
     repository = ref.repository
     if registry in DOCKER_HUB_HOSTS and "/" not in repository:
         repository = "library/" + repository
-    name = f"{registry}/{repository}:{ref.tag}"
-    return {ANNOTATION_IMAGE_NAME: name, ANNOTATION_REF_NAME: str(ref.tag)}
-
-
-def tags_from_annotations(annotations: dict[str, str]) -> tuple[str, ...]:
-    """The tag an ``index.json`` entry's annotations give its image, if any.
-
-    Example:
-        >>> tags_from_annotations({ANNOTATION_REF_NAME: "example.com/app:1"})
-        ('example.com/app:1',)
-    """
-    for key in (ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME):
-        name = annotations.get(key)
-        if not name:
-            continue
-        try:
-            ref = Reference.parse(name, default_tag=None)
-        except ValidationError:
-            continue
-        # A bare "latest" parses as a repository; only a name with a tag is a tag we can push.
-        if ref.tag and ":" in name:
-            return (name,)
-    return ()
+    full = f"{registry}/{repository}:{ref.tag}"
+    return {ANNOTATION_IMAGE_NAME: full, ANNOTATION_REF_NAME: str(ref.tag)}

@@ -35,7 +35,7 @@ class Member:
     checkpoint: Checkpoint | None = field(default=None, repr=False, compare=False)
 
 
-def _clean(name: str) -> str:
+def clean_name(name: str) -> str:
     name = posixpath.normpath(name.lstrip("/"))
     return "" if name == "." else name
 
@@ -118,7 +118,7 @@ class TarIndex:
 
     def _scan(self, tar: tarfile.TarFile, scanner: GzipScanner | None) -> None:
         for info in tar:
-            name = _clean(info.name)
+            name = clean_name(info.name)
             if not name:
                 continue
             if info.isreg():
@@ -126,9 +126,9 @@ class TarIndex:
                 self._files[name] = Member(name, info.offset_data, info.size, checkpoint)
             elif info.issym():
                 target = posixpath.join(posixpath.dirname(name), info.linkname)
-                self._links[name] = _clean(target)
+                self._links[name] = clean_name(target)
             elif info.islnk():
-                self._links[name] = _clean(info.linkname)
+                self._links[name] = clean_name(info.linkname)
 
     def __enter__(self) -> TarIndex:
         return self
@@ -153,7 +153,7 @@ class TarIndex:
 
     def member(self, name: str) -> Member:
         """The regular file ``name`` refers to, following symbolic and hard links."""
-        path = _clean(name)
+        path = clean_name(name)
         for _ in range(_MAX_LINK_DEPTH):
             if path.startswith("../") or path == "..":
                 raise TarReadError(f"{self.label}: {name!r} points outside the archive")

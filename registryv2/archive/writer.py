@@ -1,19 +1,22 @@
 """Writing image archives in docker 25+'s layout, which ``docker load`` and OCI tools both read.
 
-The archive is an OCI image layout (``oci-layout``, ``index.json``, ``blobs/sha256/``) plus the
-``manifest.json`` docker reads. Every blob's size is known from its descriptor, so the whole tar
-is laid out before a byte of a layer arrives: each layer gets a fixed slot in the file, and the
-writers of :meth:`ArchiveWriter.blob_writer` fill their slots in parallel with ``os.pwrite``
-(the pull's downloads do, in :mod:`registryv2.operations`). Nothing is buffered or copied twice.
-This module knows nothing of registries.
+The archive is an OCI image layout (``oci-layout``, ``index.json``, ``blobs/sha256/``) plus, for
+a docker archive, the ``manifest.json`` docker reads (an ``oci-archive`` has none). Every blob's
+size is known from its descriptor, so the whole tar is laid out before a byte of a layer
+arrives: each blob gets a fixed slot in the file, and the writers of
+:meth:`ArchiveWriter.blob_writer` fill their slots in parallel with ``os.pwrite``. Nothing is
+buffered or copied twice. :class:`StreamWriter` writes the same archive to a pipe, in order, a
+blob at a time (``registryv2 pull -o - | docker load``). This module knows nothing of
+registries.
 
-The archive is written to a temporary file beside the target and renamed onto it only once every
-slot is full; on any error the temporary file goes and the target path is left as it was.
+An archive file is written to a temporary file beside the target and renamed onto it only once
+every slot is full; on any error the temporary file goes and the target path is left as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -22,14 +25,15 @@ import shutil
 import tarfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, BinaryIO
 
 from ..exceptions import ArchiveWriteError, CancelledError, RegistryV2Error, ValidationError
-from ..image import Blob, Image
-from ..manifest import OCI_INDEX, sha256_digest
-from .layout import OCI_LAYOUT, blob_path, tag_annotations
+from ..image import Blob
+from ..manifest import OCI_INDEX, host_platform
+from ..models import BlobResult, ManifestInfo
+from ..places import BlobMover, PlannedImage
+from .layout import OCI_LAYOUT, blob_path, name_annotations
 
 _BLOCK = tarfile.BLOCKSIZE
 # Bytes written between two background write-backs of the file.
@@ -120,11 +124,11 @@ class _Slot(io.RawIOBase):
     """Where one blob's bytes go: ``size`` bytes at ``offset`` of the archive, written in order
     (:meth:`write`) or by ranges at their positions (:meth:`write_at`)."""
 
-    def __init__(self, file: _File, offset: int, repository: str, blob: Blob) -> None:
+    def __init__(self, file: _File, offset: int, origin: str, blob: Blob) -> None:
         super().__init__()
         self._file = file
         self._offset = offset
-        self.repository = repository
+        self.origin = origin
         self.blob = blob
         self.written = 0  # bytes written in all, wherever
         self._next = 0  # where write() goes on
@@ -156,49 +160,131 @@ class _Slot(io.RawIOBase):
         return self._file.pread(min(size, self.blob.size - position), self._offset + position)
 
 
-@dataclass
-class _Entry:
-    """One image of the archive: its manifest, its blobs and every tag it carries."""
+def index_document(images: Sequence[PlannedImage]) -> bytes:
+    """``index.json`` for ``images``: an entry per name (with its annotations), or one without.
 
-    image: Image
-    manifest: bytes
-    tags: list[str]
+    Example:
+        >>> json.loads(index_document([planned]))["manifests"][0]["annotations"]  # doctest: +SKIP
+        {'io.containerd.image.name': 'docker.io/library/nginx:alpine', ...}
+    """
+    entries: list[dict[str, Any]] = []
+    for image in images:
+        m = image.manifest
+        descriptor = {"mediaType": m.media_type, "digest": m.digest, "size": m.size}
+        names = image.names or ((),)
+        for name in names:
+            entries.append(
+                {**descriptor, "annotations": name_annotations(name)} if name else descriptor
+            )
+    doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _docker_image(image: PlannedImage) -> ManifestInfo | None:
+    """The image docker loads for ``image``: itself, or an index's for this machine."""
+    if not image.manifest.is_index:
+        return image.manifest
+    images = [m for m in image.children if not m.is_index]
+    here = host_platform()
+    for entry in image.manifest.manifests:
+        p = entry.platform
+        if p and (p.os, p.architecture) == (here.os, here.architecture):
+            chosen = [m for m in images if m.digest == entry.digest]
+            if chosen:
+                return chosen[0]
+    return images[0] if images else None
+
+
+def _docker_tags(names: tuple[str, ...]) -> list[str]:
+    """The names docker can load as tags: references with a tag (not a bare ``v1``)."""
+    return [n for n in names if ":" in n.rsplit("/", 1)[-1] and "@" not in n]
+
+
+def manifest_json(images: Sequence[PlannedImage]) -> bytes:
+    """docker's ``manifest.json`` for ``images`` (paths into ``blobs/``), with their tags.
+
+    Example:
+        >>> json.loads(manifest_json([planned]))[0]["RepoTags"]  # doctest: +SKIP
+        ['app:v1']
+    """
+    docs = []
+    for image in images:
+        manifest = _docker_image(image)
+        if manifest is None or manifest.config is None:
+            continue
+        docs.append(
+            {
+                "Config": blob_path(manifest.config.digest),
+                "RepoTags": _docker_tags(image.names),
+                "Layers": [blob_path(layer.digest) for layer in manifest.layers],
+            }
+        )
+    return json.dumps(docs, separators=(",", ":")).encode()
+
+
+def merged(images: Sequence[PlannedImage]) -> list[PlannedImage]:
+    """One entry per manifest, with every name any of them had, in order.
+
+    Example:
+        >>> [i.names for i in merged([a_v1, a_latest])]  # doctest: +SKIP
+        [('app:v1', 'app:latest')]
+    """
+    by_digest: dict[str, PlannedImage] = {}
+    for image in images:
+        earlier = by_digest.get(image.manifest.digest)
+        if earlier is None:
+            by_digest[image.manifest.digest] = dataclasses.replace(image)
+        else:
+            earlier.names += tuple(n for n in image.names if n not in earlier.names)
+    return list(by_digest.values())
+
+
+def archive_files(
+    images: Sequence[PlannedImage], docker: bool
+) -> tuple[list[tuple[str, bytes]], dict[str, tuple[str, Blob]]]:
+    """What an archive of ``images`` holds: the files known now (metadata and manifests), and
+    the blobs still to come, by digest, each with where it comes from."""
+    files = [("oci-layout", OCI_LAYOUT), ("index.json", index_document(images))]
+    if docker:
+        files.append(("manifest.json", manifest_json(images)))
+    known: dict[str, bytes] = {}
+    blobs: dict[str, tuple[str, Blob]] = {}
+    for image in images:
+        for manifest in (*image.children, image.manifest):
+            known[manifest.digest] = manifest.raw
+        for blob in image.blobs:
+            blobs.setdefault(blob.digest, (image.origin, blob))
+    files += [(blob_path(d), data) for d, data in known.items()]
+    return files, {d: b for d, b in blobs.items() if d not in known}
 
 
 class ArchiveWriter:
-    """A docker 25+ archive being written; a context manager that commits on success.
+    """An archive being written, docker's (``manifest.json`` too) or OCI's: an image
+    destination that commits only when every blob is in.
 
-    Manifests and configs known up front are written at once; :attr:`pending` lists the blobs
-    whose bytes must still be written through :meth:`blob_writer` before the archive commits.
+    Manifests are written at once; :attr:`pending` lists the blobs whose bytes must still be
+    written through :meth:`blob_writer` before the archive commits.
 
     Example:
-        >>> with ArchiveWriter.create("app.tar", [image]) as archive:  # doctest: +SKIP
-        ...     engine.download_blobs(archive.pending, archive.blob_writer)
+        >>> with ArchiveWriter("app.tar") as archive:  # doctest: +SKIP
+        ...     archive.begin([planned])
+        ...     archive.move_blobs([planned], engine)
     """
 
-    def __init__(self, path: str, temp: str, file: _File, slots: dict[str, _Slot]) -> None:
-        self.path = path
-        self._temp = temp
-        self._file = file
-        self._slots = slots
+    def __init__(self, path: str | os.PathLike[str], *, docker: bool = True) -> None:
+        self.path = self.label = os.fspath(path)
+        self.docker = docker
+        self._temp = ""
+        self._file: _File | None = None
+        self._slots: dict[str, _Slot] = {}
 
-    @property
-    def pending(self) -> tuple[tuple[str, Blob], ...]:
-        """The blobs :meth:`blob_writer` still has to take, each with its image's repository."""
-        return tuple((slot.repository, slot.blob) for slot in self._slots.values())
+    def begin(self, images: Sequence[PlannedImage]) -> None:
+        """Lay out the archive of ``images`` in a temporary file beside the path.
 
-    def blob_writer(self, blob: Blob) -> BinaryIO:
-        """A writer for ``blob``'s bytes (from the start); whoever writes checks their digest."""
-        return self._slots[blob.digest]  # type: ignore[return-value]
-
-    @classmethod
-    def create(cls, path: str | os.PathLike[str], images: Sequence[Image]) -> ArchiveWriter:
-        """Lay out an archive of ``images`` in a temporary file beside ``path``.
-
-        Images with the same manifest are written once, with all their tags. An archive that
-        would not fit in the free space there is refused before a byte is downloaded.
+        An archive that would not fit in the free space there is refused before a byte is
+        moved.
         """
-        target = os.fspath(path)
+        target = self.path
         if os.path.isdir(target):
             raise ValidationError(f"output {target!r} is a directory; give a file name")
         directory = os.path.dirname(os.path.abspath(target))
@@ -213,23 +299,48 @@ class ArchiveWriter:
             raise ArchiveWriteError(
                 f"{target}: cannot write in {directory} ({e.strerror})"
             ) from None
-        file = _File(target, fd)
+        self._temp, self._file = temp, _File(target, fd)
         try:
-            slots, size = _lay_out(file, _entries(images))
-            missing = sum(slot.blob.size for slot in slots.values())
+            files, blobs = archive_files(merged(images), self.docker)
+            self._slots, size = _lay_out(self._file, files, blobs)
+            missing = sum(slot.blob.size for slot in self._slots.values())
             free = shutil.disk_usage(directory).free
             if missing > free:
                 raise ArchiveWriteError(
                     f"{target}: the archive needs {size} bytes; only {free} are free in {directory}"
                 )
         except BaseException:
-            file.close()
-            os.unlink(temp)
+            self.abort()
             raise
-        return cls(target, temp, file, slots)
+
+    @property
+    def pending(self) -> tuple[tuple[str, Blob], ...]:
+        """The blobs :meth:`blob_writer` still has to take, each with where it comes from."""
+        return tuple((slot.origin, slot.blob) for slot in self._slots.values())
+
+    def blob_writer(self, blob: Blob) -> BinaryIO:
+        """A writer for ``blob``'s bytes (from the start); whoever writes checks their digest."""
+        return self._slots[blob.digest]  # type: ignore[return-value]
+
+    def scope(self, image: PlannedImage) -> str:
+        """One batch for the whole archive."""
+        return ""
+
+    def move_blobs(self, images: Sequence[PlannedImage], mover: BlobMover) -> dict[str, BlobResult]:
+        """Download every blob into its slot, in parallel."""
+        results = mover.download_blobs(self.pending, self.blob_writer)
+        return {r.digest: r for r in results}
+
+    def put_manifests(self, image: PlannedImage, manifest: bytes, media_type: str) -> list[str]:
+        """Nothing to put: the manifests went in with the layout; where each name went."""
+        return [f"{self}:{name}" for name in image.names] or [str(self)]
+
+    def __str__(self) -> str:
+        return f"{'docker' if self.docker else 'oci'}-archive:{self.path}"
 
     def commit(self) -> None:
         """Check every blob arrived whole, then move the archive onto its path."""
+        assert self._file is not None
         short = [s.blob.digest for s in self._slots.values() if s.written != s.blob.size]
         if short:
             raise RegistryV2Error(f"{self.path}: blobs not written in full: {', '.join(short)}")
@@ -242,9 +353,11 @@ class ArchiveWriter:
 
     def abort(self) -> None:
         """Remove the temporary file; the target path is untouched."""
-        self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._temp)
+        if self._file is not None:
+            self._file.close()
+        if self._temp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._temp)
 
     def __enter__(self) -> ArchiveWriter:
         return self
@@ -265,56 +378,10 @@ class ArchiveWriter:
             self.abort()
 
 
-def _entries(images: Sequence[Image]) -> list[_Entry]:
-    by_manifest: dict[bytes, _Entry] = {}
-    for image in images:
-        manifest = image.manifest_bytes
-        entry = by_manifest.setdefault(manifest, _Entry(image, manifest, []))
-        entry.tags += [t for t in image.tags if t not in entry.tags]
-    return list(by_manifest.values())
-
-
-def _metadata(entries: list[_Entry]) -> list[tuple[str, bytes]]:
-    """``oci-layout``, ``index.json`` (an entry per tag) and docker's ``manifest.json``."""
-    index: list[dict[str, Any]] = []
-    docker: list[dict[str, Any]] = []
-    for entry in entries:
-        image = entry.image
-        descriptor = {
-            "mediaType": image.manifest_media_type,
-            "digest": sha256_digest(entry.manifest),
-            "size": len(entry.manifest),
-        }
-        index += [{**descriptor, "annotations": tag_annotations(t)} for t in entry.tags] or [
-            descriptor
-        ]
-        docker.append(
-            {
-                "Config": blob_path(image.config.digest),
-                "RepoTags": entry.tags,
-                "Layers": [blob_path(layer.digest) for layer in image.layers],
-            }
-        )
-    index_doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index}
-    return [
-        ("oci-layout", OCI_LAYOUT),
-        ("index.json", json.dumps(index_doc, separators=(",", ":")).encode()),
-        ("manifest.json", json.dumps(docker, separators=(",", ":")).encode()),
-    ]
-
-
-def _lay_out(file: _File, entries: list[_Entry]) -> tuple[dict[str, _Slot], int]:
+def _lay_out(
+    file: _File, files: list[tuple[str, bytes]], blobs: dict[str, tuple[str, Blob]]
+) -> tuple[dict[str, _Slot], int]:
     """Write headers and known contents; a slot for each blob still to come, and the size."""
-    known: dict[str, bytes] = {}
-    blobs: dict[str, tuple[str, Blob]] = {}
-    for entry in entries:
-        image = entry.image
-        known[sha256_digest(entry.manifest)] = entry.manifest
-        if image.config_bytes:
-            known[image.config.digest] = image.config_bytes
-        for blob in image.blobs:
-            blobs.setdefault(blob.digest, (image.repository, blob))
-    files = _metadata(entries) + [(blob_path(d), data) for d, data in known.items()]
     offset = 0
 
     def put(data: bytes) -> None:
@@ -331,11 +398,9 @@ def _lay_out(file: _File, entries: list[_Entry]) -> tuple[dict[str, _Slot], int]
         put(_header(name, len(data)))
         put(data)
     slots: dict[str, _Slot] = {}
-    for digest, (repository, blob) in blobs.items():
-        if digest in known:
-            continue
+    for digest, (origin, blob) in blobs.items():
         put(_header(blob_path(digest), blob.size))
-        slots[digest] = _Slot(file, offset, repository, blob)
+        slots[digest] = _Slot(file, offset, origin, blob)
         offset += _padded(blob.size)
     # Two zero blocks end a tar; the file is extended with zeros to a whole record.
     size = _padded(offset + 2 * _BLOCK, tarfile.RECORDSIZE)
@@ -344,3 +409,98 @@ def _lay_out(file: _File, entries: list[_Entry]) -> tuple[dict[str, _Slot], int]
     except OSError as e:
         raise ArchiveWriteError(f"{file.path}: cannot write ({e.strerror})") from None
     return slots, size
+
+
+class _StreamedBlob(io.RawIOBase):
+    """One blob's member of a streamed tar: its header first, its bytes, then the padding."""
+
+    def __init__(self, writer: StreamWriter, blob: Blob) -> None:
+        super().__init__()
+        self._writer = writer
+        self._blob = blob
+        self._written = 0
+        writer.emit(_header(blob_path(blob.digest), blob.size))
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        if self._written + len(view) > self._blob.size:
+            raise RegistryV2Error(f"blob {self._blob.digest}: more than {self._blob.size} bytes")
+        self._writer.emit(view)
+        self._written += len(view)
+        return len(view)
+
+    def close(self) -> None:
+        if not self.closed and self._written == self._blob.size:
+            self._writer.emit(b"\0" * (_padded(self._blob.size) - self._blob.size))
+        super().close()
+
+
+class StreamWriter:
+    """A docker archive written to a stream (standard output), in order: the layout first,
+    then each blob, one at a time, as it arrives. Memory holds one read buffer.
+
+    What was written cannot be taken back: a failure leaves a truncated tar, which
+    ``docker load`` refuses.
+
+    Example:
+        >>> writer = StreamWriter(sys.stdout.buffer)  # doctest: +SKIP
+    """
+
+    label = "-"
+
+    def __init__(self, stream: BinaryIO, *, docker: bool = True) -> None:
+        self._stream = stream
+        self.docker = docker
+        self._pending: list[tuple[str, Blob]] = []
+
+    def emit(self, data: bytes | memoryview) -> None:
+        """Write bytes to the stream; a reader gone is an error that stops the copy."""
+        try:
+            self._stream.write(data)
+        except (BrokenPipeError, ValueError, OSError) as e:
+            raise ArchiveWriteError(f"standard output: cannot write ({e})") from None
+
+    def begin(self, images: Sequence[PlannedImage]) -> None:
+        """Write the layout (everything but the blobs still to come)."""
+        if not images:
+            raise ValidationError("output '-': no image to write")
+        files, blobs = archive_files(merged(images), self.docker)
+        for directory in ("blobs/", "blobs/sha256/"):
+            self.emit(_header(directory, 0, directory=True))
+        for name, data in files:
+            self.emit(_header(name, len(data)))
+            self.emit(data + b"\0" * (_padded(len(data)) - len(data)))
+        self._pending = list(blobs.values())
+
+    def scope(self, image: PlannedImage) -> str:
+        """One batch for the whole stream."""
+        return ""
+
+    def move_blobs(self, images: Sequence[PlannedImage], mover: BlobMover) -> dict[str, BlobResult]:
+        """Move the blobs one after another: the tar is written in order."""
+        results: dict[str, BlobResult] = {}
+        for origin, blob in self._pending:
+            for result in mover.download_blobs([(origin, blob)], self._open):
+                results[result.digest] = result
+        return results
+
+    def _open(self, blob: Blob) -> BinaryIO:
+        return _StreamedBlob(self, blob)  # type: ignore[return-value]
+
+    def put_manifests(self, image: PlannedImage, manifest: bytes, media_type: str) -> list[str]:
+        """Nothing to put: the manifests went first; where each name went."""
+        return [f"-:{name}" for name in image.names] or ["-"]
+
+    def commit(self) -> None:
+        """End the tar and flush."""
+        self.emit(b"\0" * (tarfile.RECORDSIZE))
+        try:
+            self._stream.flush()
+        except (BrokenPipeError, ValueError, OSError) as e:
+            raise ArchiveWriteError(f"standard output: cannot write ({e})") from None
+
+    def abort(self) -> None:
+        """Nothing can be taken back from a stream."""

@@ -33,6 +33,7 @@ from ..retry import RetryPolicy
 
 if TYPE_CHECKING:
     from ..client import RegistryClient
+    from ..engine import TransferEngine
 
 EPILOG = """\b
 Exit status: 0 done; 1 registry, network or data error; 2 bad usage or input;
@@ -56,6 +57,7 @@ class Session:
     json: bool = False
     _password: list[str | None] = field(default_factory=list)
     _progress: list[TerminalProgress] = field(default_factory=list)
+    _stdout_taken: list[bool] = field(default_factory=list)
 
     @property
     def password(self) -> str | None:
@@ -96,9 +98,23 @@ class Session:
         """``connect`` with some settings fixed (chunk size, resume...)."""
         return lambda endpoint: self.connect(endpoint, **settings)
 
+    def local_engine(self) -> TransferEngine:
+        """An engine for copies no registry takes part in (archive to layout, say), with the
+        global options' workers and this command's progress."""
+        from ..engine import TransferEngine
+
+        progress = self._progress[0] if self._progress else None
+        return TransferEngine(None, self.workers, None, progress)
+
+    def quiet_output(self) -> None:
+        """Standard output carries the data (an archive for docker load): results go to
+        standard error."""
+        self._stdout_taken.append(True)
+
     def show_progress(self, verb: str) -> None:
         """Draw progress from now on: on a terminal only, never with ``-q`` or ``--json``."""
-        if self.quiet or self.json or not (sys.stdout.isatty() and sys.stderr.isatty()):
+        terminal = sys.stderr.isatty() and (bool(self._stdout_taken) or sys.stdout.isatty())
+        if self.quiet or self.json or not terminal:
             return
         self._progress[:] = [TerminalProgress(sys.stderr, verb)]
 
@@ -110,11 +126,12 @@ class Session:
         """Print a command's result: ``doc`` as one JSON document, or ``lines`` for people
         (``quiet_lines`` with ``-q``)."""
         self.finish_progress()
+        err = bool(self._stdout_taken)
         if self.json:
-            click.echo(json.dumps(doc, indent=2, default=_jsonable))
+            click.echo(json.dumps(doc, indent=2, default=_jsonable), err=err)
             return
         for line in quiet_lines if self.quiet else lines:
-            click.echo(line)
+            click.echo(line, err=err)
 
 
 def _jsonable(value: Any) -> Any:

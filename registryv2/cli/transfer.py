@@ -2,40 +2,79 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..models import ImageInspect, PushResult
+from ..models import CopyResult
+from ..reference import Reference
 from .app import main_group, session
 
-
-def _pushed(results: list[PushResult], where: str) -> dict[str, Any]:
-    return {
-        "reference": f"{where}/{results[0].repository}" if results else where,
-        "pushed": [
-            {
-                "reference": f"{where}/{r.repository}:{r.tag}",
-                "repository": r.repository,
-                "tag": r.tag,
-                "digest": r.digest,
-                "bytes_uploaded": r.bytes_uploaded,
-                "blobs": [vars(b) for b in r.blobs],
-            }
-            for r in results
-        ],
-    }
+if TYPE_CHECKING:
+    from ..imagecopy import Selection
 
 
-@main_group.command()
-@click.argument("tar_path", metavar="TAR", type=click.Path(dir_okay=False))
+PLACES_HELP = """\b
+Places are written as skopeo writes them:
+  HOST/REPOSITORY:TAG, docker://HOST/REPOSITORY:TAG    an image in a registry
+  docker-archive:FILE[:NAME], oci-archive:FILE[:NAME]  an archive
+  oci:DIR[:NAME], DIR/                                 an OCI image layout directory
+  FILE                                                 an archive (docker's or OCI's)
+  -                                                    standard output (a docker archive)"""
+
+
+def _selection(
+    platform: str | None, all_platforms: bool, all_tags: bool = False, image: str | None = None
+) -> Selection:
+    from ..imagecopy import Selection
+
+    if platform == "all":
+        platform, all_platforms = None, True
+    return Selection(platform=platform, all_platforms=all_platforms, all_tags=all_tags, image=image)
+
+
+def _pushed(results: list[CopyResult], target: str) -> dict[str, Any]:
+    pushed = []
+    for r in results:
+        for reference in r.destination:
+            ref = Reference.parse(reference)
+            pushed.append(
+                {
+                    "reference": reference,
+                    "repository": ref.repository,
+                    "tag": ref.tag,
+                    "digest": r.digest,
+                    "bytes_uploaded": r.bytes_moved,
+                    "blobs": [vars(b) for b in r.blobs],
+                }
+            )
+    return {"reference": target, "pushed": pushed}
+
+
+PLATFORM = click.option(
+    "--platform",
+    help="os/arch[/variant] to take from a multi-platform image; all: the whole index.",
+)
+ALL_PLATFORMS = click.option(
+    "--all",
+    "all_platforms",
+    is_flag=True,
+    help="Move a multi-platform index whole, every platform (the same as --platform all).",
+)
+
+
+@main_group.command(epilog=PLACES_HELP)
+@click.argument("source", metavar="SRC")
 @click.argument("target", metavar="REF")
 @click.option(
     "--all-tags",
     is_flag=True,
-    help="Push every image of TAR under every tag it carries; REF is then a registry.",
+    help="Push every image of SRC under every name it carries; REF is then a registry (or a "
+    "repository, for names that are tags alone).",
 )
-@click.option("--image", help="Which image of a multi-image archive: an archive tag or #N.")
+@click.option("--image", help="Which image of a multi-image archive or layout: a name or #N.")
+@PLATFORM
+@ALL_PLATFORMS
 @click.option(
     "--chunk-size",
     type=click.IntRange(1),
@@ -54,23 +93,28 @@ def _pushed(results: list[PushResult], where: str) -> dict[str, Any]:
     help="Cancel unfinished uploads on failure instead of keeping them for the next run.",
 )
 def push(
-    tar_path: str,
+    source: str,
     target: str,
     all_tags: bool,
     image: str | None,
+    platform: str | None,
+    all_platforms: bool,
     chunk_size: int | None,
     compress: str | None,
     no_resume: bool,
 ) -> None:
-    """Push the image archive TAR to REF (registry/repository[:tag]).
+    """Push the image archive or OCI layout SRC to REF (registry/repository[:tag]).
 
-    Without a tag in REF, the tag of the image's first archive tag is used (latest if it has
-    none), as push_docker_tar does. Prints each reference pushed, with its digest. A push cut
-    short keeps its uploads; the same command run again continues them.
+    Without a tag in REF, the image's own tag is used (latest if it has none), as
+    push_docker_tar does. From a multi-platform index, this machine's platform unless --platform
+    or --all says otherwise. Prints each reference pushed, with its digest. A push cut short
+    keeps its uploads; the same command run again continues them.
 
     \b
     Examples:
       registryv2 push app.tar localhost:15000/team/app:v1
+      registryv2 push oci:build/out:v1 localhost:15000/team/app
+      registryv2 push --all build/out/ localhost:15000/team/app:v1
       registryv2 push --all-tags bundle.tar mirror.internal:5000
       registryv2 push --compress gzip app.tar registry.example.com/team/app:v1
     """
@@ -79,36 +123,47 @@ def push(
     s = session()
     s.show_progress("Pushing")
     connect = s.connector(chunk_size=chunk_size, resume=not no_resume)
-    results = operations.push_archive(
-        tar_path, target, connect, image=image, all_tags=all_tags, compress=compress
+    results = operations.push(
+        source,
+        target,
+        connect,
+        _selection(platform, all_platforms, all_tags, image),
+        compress=compress,
+        engine=s.local_engine,
     )
-    where = target.rstrip("/") if all_tags else operations.resolve(target)[0].registry
-    lines = [f"{where}/{r.repository}:{r.tag}@{r.digest}" for r in results]
-    s.result(_pushed(results, str(where)), lines, [r.digest for r in results])
+    lines = [f"{d}@{r.digest}" for r in results for d in r.destination]
+    s.result(_pushed(results, target), lines, [r.digest for r in results])
 
 
-def _image_doc(info: ImageInspect) -> dict[str, Any]:
+def _image_doc(result: CopyResult) -> dict[str, Any]:
+    info = result.image
     return {
-        "digest": info.manifest_digest,
-        "id": info.id,
-        "tags": info.repo_tags,
-        "platform": f"{info.os}/{info.architecture}",
-        "size": info.size,
+        "digest": result.digest,
+        "media_type": result.media_type,
+        "id": info.id if info else None,
+        "tags": list(info.repo_tags) if info else [],
+        "platform": f"{info.os}/{info.architecture}" if info else None,
+        "size": info.size if info else None,
+        "written": list(result.destination),
     }
 
 
-@main_group.command()
+@main_group.command(epilog=PLACES_HELP)
 @click.argument("references", metavar="REF...", nargs=-1, required=True)
 @click.option(
     "--output",
     "-o",
     required=True,
-    type=click.Path(dir_okay=False),
-    help="Archive to write (docker 25+ layout; replaced only when complete).",
+    help="Where to write: an archive (docker 25+ layout; replaced only when complete), "
+    "oci:DIR[:NAME] or DIR/ (an OCI layout, added to), oci-archive:FILE, or - (standard "
+    "output, for docker load).",
 )
-@click.option("--platform", help="os/arch[/variant] to take from a multi-platform image.")
-def pull(references: tuple[str, ...], output: str, platform: str | None) -> None:
-    """Pull images into one archive that docker load and OCI tools read.
+@PLATFORM
+@ALL_PLATFORMS
+def pull(
+    references: tuple[str, ...], output: str, platform: str | None, all_platforms: bool
+) -> None:
+    """Pull images into one archive that docker load and OCI tools read, or an OCI layout.
 
     Prints each image's manifest digest and tags.
 
@@ -116,49 +171,80 @@ def pull(references: tuple[str, ...], output: str, platform: str | None) -> None
     Examples:
       registryv2 pull localhost:15000/team/app:v1 -o app.tar
       registryv2 pull nginx:1.25 localhost:15000/team/app:v1 -o bundle.tar
+      registryv2 pull localhost:15000/team/app:v1 -o oci:build/out:v1
+      registryv2 pull --all localhost:15000/team/base:1 -o base/
+      registryv2 pull localhost:15000/team/app:v1 -o - | docker load
     """
     from .. import operations
 
     s = session()
+    if output == "-":
+        s.quiet_output()
     s.show_progress("Pulling")
-    infos = operations.pull_images(references, output, s.connector(), platform)
+    results = operations.pull(
+        references, output, s.connector(), _selection(platform, all_platforms), s.local_engine
+    )
     s.result(
-        {"output": output, "images": [_image_doc(i) for i in infos]},
-        [f"{i.manifest_digest} {' '.join(i.repo_tags)}".rstrip() for i in infos],
-        [str(i.manifest_digest) for i in infos],
+        {"output": output, "images": [_image_doc(r) for r in results]},
+        [f"{r.digest} {' '.join(r.image.repo_tags if r.image else ())}".rstrip() for r in results],
+        [r.digest for r in results],
     )
 
 
-@main_group.command()
+@main_group.command(epilog=PLACES_HELP)
 @click.argument("source", metavar="SRC")
 @click.argument("target", metavar="DEST")
 @click.option(
     "--all-tags",
     is_flag=True,
-    help="Copy every tag of the repository SRC into the repository DEST.",
+    help="Copy every tag of the repository SRC (or every image of an archive or layout), each "
+    "under its own name.",
 )
-def copy(source: str, target: str, all_tags: bool) -> None:
+@click.option(
+    "--platform",
+    help="os/arch[/variant]: copy only this image of a multi-platform index (by default the "
+    "whole index is copied).",
+)
+@click.option(
+    "--all",
+    "all_platforms",
+    is_flag=True,
+    help="Copy a multi-platform index whole (the default here; accepted as skopeo takes it).",
+)
+@click.option("--image", help="Which image of a multi-image archive or layout: a name or #N.")
+def copy(
+    source: str,
+    target: str,
+    all_tags: bool,
+    platform: str | None,
+    all_platforms: bool,
+    image: str | None,
+) -> None:
     """Copy an image, or a multi-platform index whole, from SRC to DEST, keeping its digest.
+
+    SRC and DEST are any places: registries, archives, OCI layouts.
 
     \b
     Examples:
       registryv2 copy registry.a.example/team/app:v1 localhost:15000/mirror/app:v1
       registryv2 copy --all-tags nginx localhost:15000/mirror/nginx
+      registryv2 copy oci:build/out:v1 localhost:15000/team/app:v1
+      registryv2 copy localhost:15000/team/app:v1 oci-archive:app.tar
     """
     from .. import operations
 
     s = session()
+    if target == "-":
+        s.quiet_output()
     s.show_progress("Copying")
-    connect = s.connector()
-    if all_tags:
-        results = operations.copy_repository(source, target, connect)
-    else:
-        results = [operations.copy_image(source, target, connect)]
-    base = operations.resolve(target, default_tag=None)[0]
-    copied = [
-        {"reference": f"{base.registry}/{r.repository}:{r.tag}", "digest": r.digest}
-        for r in results
-    ]
+    results = operations.copy(
+        source,
+        target,
+        s.connector(),
+        _selection(platform, all_platforms, all_tags, image),
+        s.local_engine,
+    )
+    copied = [{"reference": d, "digest": r.digest} for r in results for d in r.destination]
     s.result(
         {"source": source, "copied": copied},
         [f"{c['reference']}@{c['digest']}" for c in copied],
@@ -172,16 +258,20 @@ def copy(source: str, target: str, all_tags: bool) -> None:
 def tag(source: str, new_tags: tuple[str, ...]) -> None:
     """Give the image at SRC each TAG in the same repository; no blob moves.
 
+    A TAG is a tag, or a whole reference in the same repository, as docker tag takes it.
+
     \b
-    Example:
+    Examples:
       registryv2 tag localhost:15000/team/app:v1 stable 2024-06
+      registryv2 tag localhost:15000/team/app:v1 localhost:15000/team/app:stable
     """
-    from .. import operations
+    from .. import imagecopy, operations
 
     s = session()
-    digest = operations.tag_image(source, new_tags, s.connector())
-    ref = operations.resolve(source)[0]
-    tagged = [f"{ref.registry}/{ref.repository}:{t}" for t in new_tags]
+    results = operations.tag_image(source, new_tags, s.connector())
+    digest = results[0].digest
+    ref = imagecopy.resolve(source)[0]
+    tagged = [f"{ref.registry}/{r.repository}:{r.tag}" for r in results]
     s.result(
         {"source": source, "digest": digest, "tagged": tagged},
         [f"{t}@{digest}" for t in tagged],
