@@ -14,8 +14,9 @@ from ..exceptions import (
     ValidationError,
 )
 from ..image import Image
-from ..manifest import load_json, sniff_compression
-from ..models import ImageInspect
+from ..manifest import load_json, parse_platform, select_platform, sniff_compression
+from ..models import ImageInspect, Platform
+from ..places import Entry
 from ..reference import parse_repository_tag
 from .reader import METADATA_LIMIT, ImageArchive
 from .tarfile_index import TarIndex
@@ -73,15 +74,25 @@ def validate_docker_tar(tar_path: str | os.PathLike[str]) -> bool:
     return True
 
 
-def verify_docker_tar(tar_path: str | os.PathLike[str]) -> None:
-    """Check an archive as :func:`validate_docker_tar` does, raising what is wrong with it
-    (``TarReadError``, ``DigestMismatchError``) instead of returning False.
+def verify_docker_tar(tar_path: str | os.PathLike[str], name: str | None = None) -> None:
+    """Check an archive or a layout as :func:`validate_docker_tar` does, raising what is wrong
+    with it (``TarReadError``, ``DigestMismatchError``) instead of returning False. With
+    ``name``, only the image (or every image of the index) that name chooses.
 
     Example:
         >>> verify_docker_tar("app.tar")  # doctest: +SKIP
     """
     with ImageArchive.open(tar_path) as archive:
-        for image in archive.images:
+        if name is None:
+            images = archive.images
+        else:
+            entry = archive.select_entry(name)
+            images = [
+                archive.image_of(m, entry.names)
+                for m in archive.walk(entry.manifest)
+                if not m.is_index
+            ]
+        for image in images:
             try:
                 verify_image(image, archive.path)
             except ValidationError as e:
@@ -108,6 +119,38 @@ def inspect_docker_tar(
         try:
             return chosen.inspect()
         except ValidationError as e:
+            raise TarReadError(f"{archive.path}: {e}") from None
+
+
+def inspect_entry(
+    path: str | os.PathLike[str],
+    name: str | None = None,
+    platform: str | Platform | None = None,
+) -> tuple[Entry, ImageInspect | None]:
+    """An image or index of an archive or a layout (the one ``name`` chooses, else the first),
+    and the image it describes: itself, or the image of ``platform`` of an index (None for an
+    index without one).
+
+    Example:
+        >>> entry, info = inspect_entry("build/out", "v1")  # doctest: +SKIP
+        >>> entry.names, info.architecture  # doctest: +SKIP
+        (('v1',), 'amd64')
+    """
+    with ImageArchive.open(path) as archive:
+        entry = archive.select_entry(name) if name else archive.entries()[0]
+        chosen = entry.manifest
+        if chosen.is_index and platform is not None:
+            wanted = parse_platform(platform) if isinstance(platform, str) else platform
+            where = f"{archive.path}: {', '.join(entry.names) or chosen.digest}"
+            chosen = archive.manifest(select_platform(chosen, wanted, where).digest)
+        if chosen.is_index:
+            return entry, None
+        tags = entry.names if chosen is entry.manifest else ()
+        try:
+            return entry, archive.image_of(chosen, tags).inspect()
+        except ValidationError as e:
+            if isinstance(e, TarReadError):
+                raise
             raise TarReadError(f"{archive.path}: {e}") from None
 
 

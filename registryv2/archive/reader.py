@@ -19,6 +19,7 @@ An :class:`ImageArchive` is an image source: its top-level images and indexes
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -504,14 +505,25 @@ class ImageArchive:
                     continue
                 seen.add(manifest.digest)
                 tags = entry.names if manifest is entry.manifest else ()
-                images.append(self._image(manifest, tags))
+                images.append(self.image_of(manifest, tags))
         return images
 
-    def _image(self, manifest: ManifestInfo, tags: tuple[str, ...]) -> Image:
-        assert manifest.config is not None
+    def image_of(self, manifest: ManifestInfo, tags: tuple[str, ...] = ()) -> Image:
+        """The image an image manifest of the archive describes, its config read.
+
+        Example:
+            >>> archive.image_of(archive.entries()[0].manifest).inspect().os  # doctest: +SKIP
+            'linux'
+        """
+        if manifest.config is None:
+            raise TarReadError(f"{self.path}: {manifest.digest} is an index, not an image")
+        for docker in self._docker:
+            if docker.manifest.digest == manifest.digest:
+                return dataclasses.replace(docker.image, tags=tags or docker.image.tags)
         config = self.blob(manifest.config)
-        where = f"{self.path}: {blob_path(manifest.config.digest)}"
-        config_bytes = self._store.read(blob_path(manifest.config.digest), MAX_CONFIG_SIZE)
+        name = self._names.get(manifest.config.digest) or blob_path(manifest.config.digest)
+        where = f"{self.path}: {name}"
+        config_bytes = self._store.read(name, MAX_CONFIG_SIZE)
         try:
             doc = load_json(config_bytes, where, MAX_CONFIG_SIZE)
             diff_ids = ImageConfig.from_json(doc).diff_ids if isinstance(doc, dict) else []

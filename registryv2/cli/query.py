@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from ..archive import ImageArchive
-from ..archive.inspect import verify_docker_tar
-from ..exceptions import RegistryError
+from ..archive.inspect import inspect_entry, verify_docker_tar
+from ..exceptions import RegistryError, ValidationError
 from ..models import ImageInspect, ManifestInfo
+from ..places import RegistryImage, parse_place
 from ..progress import human_bytes
 from .app import main_group, session
 
@@ -79,41 +79,53 @@ def _platforms(manifest: ManifestInfo) -> list[dict[str, Any]]:
 
 
 @main_group.command()
-@click.argument("target", metavar="REF|TAR")
+@click.argument("target", metavar="REF|PLACE")
 @click.option("--raw", is_flag=True, help="Print the manifest's bytes, exactly as stored.")
 @click.option("--platform", help="For a multi-platform image: the image of this os/arch.")
-@click.option("--image", help="In a multi-image archive: an archive tag or #N.")
+@click.option("--image", help="In a multi-image archive or layout: a name or #N.")
 def inspect(target: str, raw: bool, platform: str | None, image: str | None) -> None:
-    """Describe an image in a registry (REF) or an archive (TAR): config, layers, and the
-    platforms of a multi-platform image.
+    """Describe an image in a registry (REF), an archive or an OCI layout: config, layers, and
+    the platforms of a multi-platform image.
 
     \b
     Examples:
       registryv2 inspect localhost:15000/team/app:v1
       registryv2 inspect --raw nginx:1.25
       registryv2 inspect app.tar
+      registryv2 inspect oci:build/out:v1
     """
     s = session()
-    if os.path.exists(target):
-        with ImageArchive.open(target) as archive:
-            chosen = archive.select(image) if image else archive.images[0]
-            info, manifest = chosen.inspect(), chosen.manifest_bytes
+    place = parse_place(target)
+    if not isinstance(place, RegistryImage):
+        entry, info = inspect_entry(place.path, place.ref or image, platform)
+        m = entry.manifest
         if raw:
-            sys.stdout.buffer.write(manifest)
+            sys.stdout.buffer.write(m.raw)
             return
+        kind = "Layout:" if os.path.isdir(place.path) else "Archive:"
+        lines = [f"{kind:<14}{target}", f"Tags:         {', '.join(entry.names)}"]
+        lines.append(f"Digest:       {m.digest}")
+        if m.is_index:
+            lines += [f"Media type:   {m.media_type}", f"Platforms:    {len(m.manifests)}"]
+            lines += [f"  {p['platform'] or '?':<16} {p['digest']}" for p in _platforms(m)]
+        if info is not None:
+            lines += _image_lines(info)
         s.result(
-            {"archive": target, "image": info.model_dump()},
-            [
-                f"Archive:      {target}",
-                f"Tags:         {', '.join(info.repo_tags)}",
-                *_image_lines(info),
-            ],
-            [info.id],
+            {
+                "archive": target,
+                "names": list(entry.names),
+                "digest": m.digest,
+                "media_type": m.media_type,
+                "platforms": _platforms(m) if m.is_index else None,
+                "image": info.model_dump() if info else None,
+            },
+            lines,
+            [info.id if info else m.digest],
         )
         return
     from .. import operations
 
-    found = operations.inspect_reference(target, s.connector(), platform)
+    found = operations.inspect_reference(place.reference, s.connector(), platform)
     if raw:
         sys.stdout.buffer.write(found.manifest.raw)
         return
@@ -175,24 +187,31 @@ def check(registry: str) -> None:
 
 
 @main_group.command()
-@click.argument("tar_path", metavar="TAR", type=click.Path(dir_okay=False))
-def validate(tar_path: str) -> None:
-    """Check an image archive: readable, pushable, every blob matching its digest.
+@click.argument("target", metavar="PLACE")
+def validate(target: str) -> None:
+    """Check an image archive or OCI layout: readable, pushable, every blob matching its
+    digest (with oci:DIR:NAME or docker-archive:FILE:NAME, only that image).
 
     Says what is wrong and exits 1 when it is not valid.
 
     \b
-    Example:
+    Examples:
       registryv2 validate app.tar
+      registryv2 validate oci:build/out:v1
     """
     s = session()
+    place = parse_place(target)
+    if isinstance(place, RegistryImage):
+        raise ValidationError(
+            f"{target}: no such file or directory (validate checks archives and layouts)"
+        )
     try:
-        verify_docker_tar(tar_path)
+        verify_docker_tar(place.path, place.ref)
     except RegistryError as e:
         s.result(
-            {"archive": tar_path, "valid": False, "problem": str(e)},
-            [f"{tar_path}: not valid: {e}"],
+            {"archive": target, "valid": False, "problem": str(e)},
+            [f"{target}: not valid: {e}"],
             [str(e)],
         )
         raise click.exceptions.Exit(1) from None
-    s.result({"archive": tar_path, "valid": True, "problem": None}, [f"{tar_path}: valid"], [])
+    s.result({"archive": target, "valid": True, "problem": None}, [f"{target}: valid"], [])
