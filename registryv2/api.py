@@ -258,7 +258,7 @@ def _local_engine(options: dict[str, Any]) -> Callable[[], TransferEngine]:
 
 def pull(
     references: str | Sequence[str],
-    output_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str] | Place,
     *,
     platform: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
