@@ -411,8 +411,8 @@ def _tree(source: ImageSource, top: ManifestInfo, where: str) -> list[ManifestIn
         found.setdefault(manifest.digest, manifest)
         if not manifest.is_index:
             return
-        if len(path) > MAX_INDEX_DEPTH:
-            raise UnsupportedError(f"{where}: indexes nested more than {MAX_INDEX_DEPTH} deep")
+        if len(path) >= MAX_INDEX_DEPTH:
+            raise ValidationError(f"{where}: indexes nested more than {MAX_INDEX_DEPTH} deep")
         for entry in manifest.manifests:
             if entry.digest in path or entry.digest == manifest.digest:
                 raise ValidationError(f"{where}: the index {manifest.digest} refers to itself")

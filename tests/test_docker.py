@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from registryv2 import (
+    copy,
     inspect_docker_tar,
     pull_docker_tar,
     push_docker_tar,
@@ -126,3 +129,47 @@ def test_every_tag_of_a_docker_saved_archive_is_pulled_by_docker(
     for tag in tags:
         docker.run("pull", tag)
         assert docker.run("run", "--rm", tag, "/bin/busybox", "echo", "ok").strip() == "ok"
+
+
+def test_a_pull_to_standard_output_is_piped_into_docker_load(
+    docker: DockerDaemon, images: list[str], registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    archive = write_docker25(tmp_path / "src.tar", [busybox_image(["example.com/bb:1"])])
+    push_docker_tar(archive, registry.url, repo, "v1")
+    ref = f"{registry.host}/{repo}:v1"
+    images.append(ref)
+    pipeline = subprocess.run(
+        [
+            "bash",
+            "-o",
+            "pipefail",
+            "-c",
+            f"{sys.executable} -m registryv2 pull {ref} -o - | docker load",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert pipeline.returncode == 0, pipeline.stderr
+    assert f"Loaded image: {ref}" in pipeline.stdout
+    assert docker.run("run", "--rm", ref, "/bin/busybox", "echo", "piped").strip() == "piped"
+
+
+def test_a_layout_docker_cannot_read_goes_into_docker_through_an_archive(
+    docker: DockerDaemon, images: list[str], registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    # A layout (BuildKit's --output type=oci) becomes a docker-loadable archive, and the image
+    # pushed from the layout is what docker pulls and runs.
+    archive = write_docker25(tmp_path / "src.tar", [busybox_image(["example.com/bb:1"])])
+    layout = tmp_path / "layout"
+    copy(str(archive), f"oci:{layout}:v1")
+    loadable = tmp_path / "loadable.tar"
+    copy(f"oci:{layout}:v1", f"docker-archive:{loadable}:example.com/{repo}:fromlayout")
+    images.append(f"example.com/{repo}:fromlayout")
+    assert f"Loaded image: example.com/{repo}:fromlayout" in docker.run("load", "-i", str(loadable))
+    ref = f"{registry.host}/{repo}:layout"
+    images.append(ref)
+    copy(f"oci:{layout}:v1", ref)
+    docker.run("pull", ref)
+    assert docker.run("run", "--rm", ref, "/bin/busybox", "echo", "layout").strip() == "layout"

@@ -120,3 +120,57 @@ def test_a_registry_demanding_huge_chunks_gets_them_streamed(
     assert len(patches) == 1  # the layer, whole; the small config went in its PUT
     out = skopeo("inspect", "--tls-verify=false", f"docker://{registry.host}/big/chunky:v1")
     assert json.loads(out)["Digest"] == report["digest"]
+
+
+STREAM_AND_MEASURE = textwrap.dedent(
+    """
+    import os, sys
+    from registryv2 import pull
+    reference, out = sys.argv[1:]
+    # Standard output is the file: what "pull -o - > file" writes, through a pipe or not.
+    saved = os.dup(1)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(fd, 1)
+    [info] = pull(reference, "-")
+    sys.stdout.flush()
+    os.dup2(saved, 1)
+    report = {"digest": info.manifest_digest}
+    """
+)
+
+
+def test_pulling_300_mb_to_standard_output_stays_under_100_mb_rss(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    tar = write_big_legacy(tmp_path / "big.tar", "big/app:v1", [120 * MiB, 100 * MiB, 80 * MiB])
+    digest = push_docker_tar(tar, registry.url, "big/stream", "v1")
+    tar.unlink()
+    out = tmp_path / "streamed.tar"
+    report = measure(STREAM_AND_MEASURE, f"{registry.host}/big/stream:v1", str(out))
+    assert report["digest"] == digest
+    assert out.stat().st_size > 300 * MiB
+    assert report["peak_rss_kib"] * 1024 < 100 * MiB, report
+    assert validate_docker_tar(out)
+
+
+def test_a_300_mb_layout_pushes_and_pulls_under_100_mb_rss(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    tar = write_big_legacy(tmp_path / "big.tar", "big/app:v1", [120 * MiB, 100 * MiB, 80 * MiB])
+    digest = push_docker_tar(tar, registry.url, "big/layout", "v1")
+    tar.unlink()
+    layout = tmp_path / "layout"
+    report = measure(PULL_AND_MEASURE, f"{registry.host}/big/layout:v1", f"oci:{layout}:v1")
+    assert report["digest"] == digest
+    assert report["peak_rss_kib"] * 1024 < 100 * MiB, report
+    push = textwrap.dedent(
+        """
+        import sys
+        from registryv2 import copy
+        result = copy(*sys.argv[1:])
+        report = {"digest": result.digest, "moved": result.bytes_moved}
+        """
+    )
+    report = measure(push, f"oci:{layout}:v1", f"{registry.host}/big/layout-back:v1")
+    assert report["digest"] == digest and report["moved"] > 300 * MiB
+    assert report["peak_rss_kib"] * 1024 < 100 * MiB, report

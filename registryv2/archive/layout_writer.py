@@ -64,14 +64,15 @@ class LayoutWriter:
         self._temps: dict[str, tuple[str, _File, _Slot]] = {}  # digest -> temp path, file, slot
         self._manifests: dict[str, bytes] = {}  # digest -> bytes, to write at commit
         self._entries: list[dict[str, Any]] = []  # index.json entries to add
+        self._check_place()
 
     def __str__(self) -> str:
         return f"oci:{self.path}"
 
     # -- before ------------------------------------------------------------------------------
 
-    def begin(self, images: Sequence[PlannedImage]) -> None:
-        """Check the directory is empty, absent or a layout; note which blobs it lacks."""
+    def _check_place(self) -> None:
+        """Refuse, before anything is read or moved, a path that is not a layout to write."""
         path = self.path
         if os.path.lexists(path) and not os.path.isdir(path):
             raise ValidationError(f"output {path!r} exists and is not a directory")
@@ -84,10 +85,17 @@ class LayoutWriter:
                 )
             if "oci-layout" in names:
                 self._check_existing()
-        else:
-            parent = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(parent):
-                raise ValidationError(f"output {path!r}: directory {parent!r} does not exist")
+            return
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise ValidationError(f"output {path!r}: directory {parent!r} does not exist")
+
+    def begin(self, images: Sequence[PlannedImage]) -> None:
+        """Check the directory again (it may have changed), create it if new, and note which
+        blobs it lacks."""
+        path = self.path
+        self._check_place()
+        if not os.path.isdir(path):
             try:
                 os.mkdir(path)
             except OSError as e:

@@ -474,9 +474,15 @@ class ImageArchive:
             b'\\x1f\\x8b'
         """
         name = self._names.get(info.digest) or blob_path(info.digest)
-        if name not in self._store:
+        try:
+            self._store.member(name)
+        except TarReadError as e:
+            if f"no file {name!r}" not in str(e):
+                raise  # there, but not to be read: a link out, a device
             where = "layout" if self.is_layout else "archive"
-            raise TarReadError(f"{self.path}: blob {info.digest} is listed but not in the {where}")
+            raise TarReadError(
+                f"{self.path}: blob {info.digest} is listed but not in the {where}"
+            ) from None
         return _blob(self._store, name, info)
 
     def close(self) -> None:

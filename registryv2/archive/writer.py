@@ -277,6 +277,17 @@ class ArchiveWriter:
         self._temp = ""
         self._file: _File | None = None
         self._slots: dict[str, _Slot] = {}
+        self._check_place()
+
+    def _check_place(self) -> str:
+        """Refuse a path that cannot take the archive; the directory it goes in."""
+        target = self.path
+        if os.path.isdir(target):
+            raise ValidationError(f"output {target!r} is a directory; give a file name")
+        directory = os.path.dirname(os.path.abspath(target))
+        if not os.path.isdir(directory):
+            raise ValidationError(f"output {target!r}: directory {directory!r} does not exist")
+        return directory
 
     def begin(self, images: Sequence[PlannedImage]) -> None:
         """Lay out the archive of ``images`` in a temporary file beside the path.
@@ -285,11 +296,7 @@ class ArchiveWriter:
         moved.
         """
         target = self.path
-        if os.path.isdir(target):
-            raise ValidationError(f"output {target!r} is a directory; give a file name")
-        directory = os.path.dirname(os.path.abspath(target))
-        if not os.path.isdir(directory):
-            raise ValidationError(f"output {target!r}: directory {directory!r} does not exist")
+        directory = self._check_place()
         if not images:
             raise ValidationError(f"output {target!r}: no image to write")
         temp = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(4)}.part")
