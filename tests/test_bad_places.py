@@ -162,11 +162,12 @@ def test_several_images_and_no_name_lists_them(
     registry: RegistryServer, repo: str, tmp_path: Path
 ) -> None:
     layout = tmp_path / "layout"
+    previous: list[object] = []
     for n in range(12):
         image = simple_image(tag=f"x:{n}", seed=f"many-{n}")
         write_oci_dir(tmp_path / f"l{n}", image, ref=f"r{n}")
         shutil.copytree(tmp_path / f"l{n}", layout, dirs_exist_ok=True)
-        if n:
+        if previous:
             merged = json.loads((layout / "index.json").read_text())
             merged["manifests"] = previous + merged["manifests"]
             (layout / "index.json").write_text(json.dumps(merged))
