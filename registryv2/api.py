@@ -261,6 +261,7 @@ def pull(
     output_path: str | os.PathLike[str] | Place,
     *,
     platform: str | None = None,
+    manifest_format: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     **options: Any,
 ) -> list[ImageInspect]:
@@ -277,7 +278,9 @@ def pull(
     """
     refs = [references] if isinstance(references, str) else list(references)
     connect = functools.partial(RegistryClient, timeout=timeout, **options)
-    results = operations.pull(refs, output_path, connect, Selection(platform=platform))
+    results = operations.pull(
+        refs, output_path, connect, Selection(platform=platform), form=manifest_format
+    )
     return [r.image for r in results if r.image is not None]
 
 
@@ -287,6 +290,7 @@ def copy(
     *,
     platform: str | None = None,
     image: str | None = None,
+    manifest_format: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     **options: Any,
 ) -> CopyResult:
@@ -296,8 +300,9 @@ def copy(
     (``docker-archive:FILE[:NAME]``, ``oci-archive:FILE[:NAME]``, or a file's path), an OCI
     layout (``oci:DIR[:NAME]``, or a directory), or a place object (:class:`OCILayout`...).
     Blobs stream between places without a temporary copy, or are mounted within one
-    registry; manifests keep their bytes, so the digest is the same on both sides.
-    ``platform`` takes one image of an index.
+    registry; manifests keep their bytes, so the digest is the same on both sides, unless
+    ``manifest_format="oci"`` converts Docker manifests to OCI ones (what skopeo 1.9 and umoci
+    need in a layout). ``platform`` takes one image of an index.
 
     Example:
         >>> copy("oci:build/out:v1", "localhost:15000/app:v1").digest  # doctest: +SKIP
@@ -307,7 +312,9 @@ def copy(
     """
     connect = functools.partial(RegistryClient, timeout=timeout, **options)
     selection = Selection(platform=platform, image=image)
-    return operations.copy(source, destination, connect, selection, _local_engine(options))[0]
+    return operations.copy(
+        source, destination, connect, selection, _local_engine(options), form=manifest_format
+    )[0]
 
 
 def copy_all_tags(

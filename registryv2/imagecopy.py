@@ -48,6 +48,7 @@ from .manifest import (
     parse_platform,
     select_platform,
     sha256_digest,
+    to_oci,
 )
 from .mirrors import endpoint_for, load_mirrors, registry_endpoint
 from .models import (
@@ -88,6 +89,34 @@ Connect = Callable[[str], Registry]
 Namer = Callable[[Entry], list[tuple[str, ...]]]
 # An index of indexes is allowed by the spec; deeper than this is not an image.
 MAX_INDEX_DEPTH = 4
+
+
+FORMATS = ("oci",)
+
+
+def in_format(planned: PlannedImage, form: str | None) -> PlannedImage:
+    """``planned`` with its manifests in ``form``: ``"oci"`` converts Docker schema 2
+    manifests and lists to OCI ones (blobs untouched, manifest digests changed), as skopeo's
+    ``--format oci`` does; None keeps every manifest byte for byte.
+
+    Example:
+        >>> in_format(planned, "oci").manifest.media_type  # doctest: +SKIP
+        'application/vnd.oci.image.manifest.v1+json'
+    """
+    if form is None:
+        return planned
+    if form not in FORMATS:
+        raise ValidationError(f"unknown manifest format {form!r}: choose oci")
+    converted: dict[str, ManifestInfo] = {}
+    for child in planned.children:  # children first: an index's entries are converted first
+        converted[child.digest] = to_oci(child, converted)
+    image = planned.image_manifest
+    return dataclasses.replace(
+        planned,
+        manifest=to_oci(planned.manifest, converted),
+        children=list(converted.values()),
+        image_manifest=converted.get(image.digest, to_oci(image, {})) if image else None,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -554,12 +583,13 @@ def copy_places(
     memory: CompressionMemory | None = None,
     engine: Callable[[], TransferEngine] | None = None,
     stdout: BinaryIO | None = None,
+    form: str | None = None,
 ) -> list[CopyResult]:
     """Copy what ``sources`` name into ``destination``: the one job behind push, pull and copy.
 
     ``output`` reads a bare destination name as a file (where a pull writes). ``engine``
     makes the transfer engine for copies no registry takes part in (default: five workers,
-    no progress).
+    no progress). ``form`` ``"oci"`` converts Docker manifests to OCI (:func:`in_format`).
 
     Example:
         >>> copy_places(["oci:build/out:v1"], "localhost:15000/app:v1", Registry)  # doctest: +SKIP
@@ -574,7 +604,7 @@ def copy_places(
         opened = [(place, open_source(place, places, selection)) for place in parsed]
         sink, namer = open_destination(target, places, selection.all_tags, stdout)
         plans = [
-            plan_image(source, entry, names, selection)
+            in_format(plan_image(source, entry, names, selection), form)
             for place, source in opened
             for entry in choose_entries(source, place, selection)
             for names in namer(entry)

@@ -142,6 +142,46 @@ def build_manifest(media_type: str, config: BlobInfo, layers: list[BlobInfo]) ->
     return json.dumps(doc, indent=3).encode()
 
 
+# Docker schema 2 media types -> their OCI equivalents, as skopeo converts them.
+_OCI_EQUIVALENT = {
+    DOCKER_MANIFEST: OCI_MANIFEST,
+    DOCKER_MANIFEST_LIST: OCI_INDEX,
+    DOCKER_CONFIG: OCI_CONFIG,
+    DOCKER_LAYER: OCI_LAYER,
+    DOCKER_LAYER_GZIP: OCI_LAYER_GZIP,
+    DOCKER_FOREIGN_LAYER_GZIP: "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+}
+
+
+def to_oci(manifest: ManifestInfo, converted: dict[str, ManifestInfo]) -> ManifestInfo:
+    """The OCI form of a Docker schema 2 manifest or manifest list; an OCI one as it is.
+
+    Media types are swapped for their OCI equivalents; blobs are untouched (their bytes and
+    digests stay), so only the manifests' digests change. An index's entries point at the
+    converted children, given in ``converted`` by their old digests.
+
+    Example:
+        >>> cfg = BlobInfo(sha256_digest(b"{}"), 2, DOCKER_CONFIG)
+        >>> docker = parse_manifest(build_manifest(DOCKER_MANIFEST, cfg, []))
+        >>> to_oci(docker, {}).media_type == OCI_MANIFEST
+        True
+    """
+    if manifest.media_type not in (DOCKER_MANIFEST, DOCKER_MANIFEST_LIST):
+        return manifest
+    doc = json.loads(manifest.raw)
+    doc["mediaType"] = _OCI_EQUIVALENT[manifest.media_type]
+    if manifest.media_type == DOCKER_MANIFEST:
+        for desc in [doc["config"], *doc.get("layers", [])]:
+            desc["mediaType"] = _OCI_EQUIVALENT.get(desc["mediaType"], desc["mediaType"])
+    else:
+        for entry in doc.get("manifests", []):
+            child = converted.get(entry["digest"])
+            if child is not None:
+                entry.update(mediaType=child.media_type, digest=child.digest, size=child.size)
+    raw = json.dumps(doc, separators=(",", ":")).encode()
+    return parse_manifest(raw, doc["mediaType"], "converted manifest")
+
+
 def descriptor(doc: Any, where: str) -> BlobInfo:
     """Check and read a content descriptor: a digest, a size within bounds, a media type.
 

@@ -308,6 +308,7 @@ def push(
     *,
     compress: str | None = None,
     engine: Callable[[], TransferEngine] | None = None,
+    form: str | None = None,
 ) -> list[CopyResult]:
     """Push an archive or a layout (any place) to ``target``: a reference (one image, one tag),
     or with ``all_tags`` a registry or a repository (every image under every name it carries).
@@ -325,7 +326,14 @@ def push(
             raise ValidationError(f"invalid reference {target!r}: push to a tag, not a digest")
     memory = CompressionMemory(default_state_dir() / "compressed") if compress else None
     return copy_places(
-        [source], target, connect, selection, compress=compress, memory=memory, engine=engine
+        [source],
+        target,
+        connect,
+        selection,
+        compress=compress,
+        memory=memory,
+        engine=engine,
+        form=form,
     )
 
 
@@ -335,6 +343,7 @@ def pull(
     connect: Connect,
     selection: Selection | None = None,
     engine: Callable[[], TransferEngine] | None = None,
+    form: str | None = None,
 ) -> list[CopyResult]:
     """Write the images of ``references`` (from one registry or several) into one place: an
     archive (the default for a path), a layout, or standard output (``-``).
@@ -356,6 +365,7 @@ def pull(
         selection,
         output=True,
         engine=engine,
+        form=form,
     )
 
 
@@ -365,6 +375,7 @@ def copy(
     connect: Connect,
     selection: Selection | None = None,
     engine: Callable[[], TransferEngine] | None = None,
+    form: str | None = None,
 ) -> list[CopyResult]:
     """Copy an image, or a whole index, from any place to any other, keeping its digest.
 
@@ -379,7 +390,7 @@ def copy(
         selection = Selection(
             all_platforms=True, all_tags=selection.all_tags, image=selection.image
         )
-    return copy_places([source], target, connect, selection, engine=engine)
+    return copy_places([source], target, connect, selection, engine=engine, form=form)
 
 
 def tag_image(source_ref: str, new_tags: str | Sequence[str], connect: Connect) -> list[PushResult]:

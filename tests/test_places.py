@@ -386,3 +386,36 @@ def test_pull_to_standard_output_is_an_archive_skopeo_reads(
     )
     with tarfile.open(out) as tar:
         assert {"manifest.json", "index.json", "oci-layout"} <= set(tar.getnames())
+
+
+def test_docker_manifests_go_into_a_layout_as_oci_ones_with_format_oci(
+    registry: RegistryServer, other: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    from .archives import write_legacy
+
+    image = simple_image(tag="app:v1", seed="format-oci")
+    ok("push", str(write_legacy(tmp_path / "legacy.tar", [image])), f"{registry.host}/{repo}:v1")
+    reference = f"{registry.host}/{repo}:v1"
+    kept, converted = tmp_path / "kept", tmp_path / "converted"
+    ok("pull", reference, "-o", f"oci:{kept}:v1")
+    ok("pull", "--format", "oci", reference, "-o", f"oci:{converted}:v1")
+    # Byte for byte by default (the registry's digest, a Docker manifest); OCI on request.
+    assert ref_digest(kept, "v1") == raw_digest(reference)
+    manifest = json.loads(
+        (converted / "blobs" / "sha256" / ref_digest(converted, "v1")[7:]).read_text()
+    )
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert manifest["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
+    assert [layer["digest"] for layer in manifest["layers"]] == [
+        sha256(layer) for layer in image.stored_layers()
+    ]
+    rootfs = umoci_unpack(converted, "v1", tmp_path / "bundle")
+    assert (rootfs / "file0.txt").read_bytes() == b"format-oci layer 0\n"
+    skopeo(
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        f"oci:{converted}:v1",
+        f"docker://{other.host}/{repo}:oci",
+    )
+    assert raw_digest(f"{other.host}/{repo}:oci") == ref_digest(converted, "v1")

@@ -150,6 +150,13 @@ class LayoutWriter:
         except OSError as e:
             raise ArchiveWriteError(f"{self.path}: cannot write ({e.strerror})") from None
         file = _File(self.path, fd)
+        try:
+            # Its whole size at once, as an archive's slot has: no extending on every write.
+            os.ftruncate(fd, blob.size)
+        except OSError as e:
+            file.close()
+            os.unlink(temp)
+            raise ArchiveWriteError(f"{self.path}: cannot write ({e.strerror})") from None
         slot = _Slot(file, 0, self._pending[blob.digest][0], blob)
         self._temps[blob.digest] = (temp, file, slot)
         return slot  # type: ignore[return-value]

@@ -55,6 +55,14 @@ PLATFORM = click.option(
     "--platform",
     help="os/arch[/variant] to take from a multi-platform image; all: the whole index.",
 )
+FORMAT = click.option(
+    "--format",
+    "form",
+    type=click.Choice(["oci"]),
+    help="oci: convert Docker manifests to OCI ones on the way (what skopeo 1.9 and umoci "
+    "need to read a layout); their digests change, the blobs' do not. By default manifests "
+    "are kept byte for byte.",
+)
 ALL_PLATFORMS = click.option(
     "--all",
     "all_platforms",
@@ -75,6 +83,7 @@ ALL_PLATFORMS = click.option(
 @click.option("--image", help="Which image of a multi-image archive or layout: a name or #N.")
 @PLATFORM
 @ALL_PLATFORMS
+@FORMAT
 @click.option(
     "--chunk-size",
     type=click.IntRange(1),
@@ -99,6 +108,7 @@ def push(
     image: str | None,
     platform: str | None,
     all_platforms: bool,
+    form: str | None,
     chunk_size: int | None,
     compress: str | None,
     no_resume: bool,
@@ -130,6 +140,7 @@ def push(
         _selection(platform, all_platforms, all_tags, image),
         compress=compress,
         engine=s.local_engine,
+        form=form,
     )
     lines = [f"{d}@{r.digest}" for r in results for d in r.destination]
     s.result(_pushed(results, target), lines, [r.digest for r in results])
@@ -160,8 +171,13 @@ def _image_doc(result: CopyResult) -> dict[str, Any]:
 )
 @PLATFORM
 @ALL_PLATFORMS
+@FORMAT
 def pull(
-    references: tuple[str, ...], output: str, platform: str | None, all_platforms: bool
+    references: tuple[str, ...],
+    output: str,
+    platform: str | None,
+    all_platforms: bool,
+    form: str | None,
 ) -> None:
     """Pull images into one archive that docker load and OCI tools read, or an OCI layout.
 
@@ -182,7 +198,12 @@ def pull(
         s.quiet_output()
     s.show_progress("Pulling")
     results = operations.pull(
-        references, output, s.connector(), _selection(platform, all_platforms), s.local_engine
+        references,
+        output,
+        s.connector(),
+        _selection(platform, all_platforms),
+        s.local_engine,
+        form=form,
     )
     s.result(
         {"output": output, "images": [_image_doc(r) for r in results]},
@@ -212,6 +233,7 @@ def pull(
     help="Copy a multi-platform index whole (the default here; accepted as skopeo takes it).",
 )
 @click.option("--image", help="Which image of a multi-image archive or layout: a name or #N.")
+@FORMAT
 def copy(
     source: str,
     target: str,
@@ -219,6 +241,7 @@ def copy(
     platform: str | None,
     all_platforms: bool,
     image: str | None,
+    form: str | None,
 ) -> None:
     """Copy an image, or a multi-platform index whole, from SRC to DEST, keeping its digest.
 
@@ -243,6 +266,7 @@ def copy(
         s.connector(),
         _selection(platform, all_platforms, all_tags, image),
         s.local_engine,
+        form=form,
     )
     copied = [{"reference": d, "digest": r.digest} for r in results for d in r.destination]
     s.result(
