@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -15,9 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from registryv2 import ImageArchive, TarReadError, validate_docker_tar
+from registryv2 import ImageArchive, TarReadError, push_docker_tar, validate_docker_tar
 
-from .archives import OCI_INDEX, _add, sha256, simple_image, write_docker25
+from .archives import (
+    OCI_INDEX,
+    SampleImage,
+    _add,
+    layer_tar,
+    sha256,
+    simple_image,
+    write_docker25,
+    write_legacy,
+)
+from .servers import RegistryServer, require, skopeo_pull_dir
 
 
 def _nested(tmp_path: Path, depth: int) -> Path:
@@ -141,3 +152,42 @@ def test_sigterm_while_reading_a_gzip_archive_leaves_nothing(tmp_path: Path) -> 
     assert child.returncode in (1, 143), stderr  # stopped, or refused the bomb first
     assert "Traceback" not in stderr
     assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("tool", ["pigz", "cat"])
+def test_a_tar_gz_of_several_gzip_members_pushes_and_validates(
+    registry: RegistryServer, repo: str, tmp_path: Path, tool: str
+) -> None:
+    """What ``pigz -c a b`` and ``cat a.gz b.gz`` write: one gzip member per part. Each part
+    but the last ends inside megabytes of zeros, so a member ends while the inflater holds
+    input back, and the next member runs on through random bytes."""
+    image = SampleImage(
+        layers=[
+            layer_tar({"a-zeros": b"\0" * (6 << 20), "b-noise": os.urandom(256 << 10)}),
+            layer_tar({"a-zeros": b"\0" * (5 << 20), "b-noise": os.urandom(128 << 10)}),
+        ],
+        tags=["example.com/team/app:v1"],
+    )
+    plain = write_legacy(tmp_path / "app.tar", [image]).read_bytes()
+    zeros = b"\0" * (1 << 20)
+    first = plain.index(zeros) + (2 << 20)
+    cuts = [0, first, plain.index(zeros, first + (4 << 20)) + (2 << 20), len(plain)]
+    parts = [str(tmp_path / f"part{i}") for i in range(len(cuts) - 1)]
+    for part, (start, end) in zip(parts, itertools.pairwise(cuts), strict=True):
+        Path(part).write_bytes(plain[start:end])
+    archive = tmp_path / f"{tool}.tar.gz"
+    if tool == "pigz":
+        with open(archive, "wb") as out:
+            subprocess.run([require("pigz"), "-c", *parts], stdout=out, check=True)
+    else:
+        subprocess.run([require("gzip"), *parts], check=True)
+        with open(archive, "wb") as out:
+            subprocess.run(["cat", *(f"{p}.gz" for p in parts)], stdout=out, check=True)
+    subprocess.run([require("gzip"), "-t", str(archive)], check=True)
+
+    assert validate_docker_tar(archive) is True
+    digest = push_docker_tar(archive, registry.url, repo, "v1")
+    pulled = skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")
+    assert pulled["digest"] == digest
+    assert [x["digest"] for x in pulled["layers"]] == [sha256(x) for x in image.layers]
+    assert pulled["config"]["digest"] == sha256(image.config())

@@ -75,10 +75,15 @@ class _Inflater:
                 raise TarReadError(f"cannot decompress the gzip data ({e})") from None
             self._pending = self._inflater.unconsumed_tail
             if self._inflater.eof:
-                rest = self._inflater.unused_data + self._pending
-                if not rest:
-                    rest = os.pread(self._fd, _IN_PIECE, self.compressed)
-                    self.compressed += len(rest)
+                # Past a member's end the rest of the input is in unused_data alone; CPython
+                # may leave a copy of it in unconsumed_tail too, which must not be fed again.
+                rest = self._inflater.unused_data
+                while len(rest) < 2:  # enough to tell whether another member follows
+                    more = os.pread(self._fd, _IN_PIECE, self.compressed)
+                    if not more:
+                        break
+                    self.compressed += len(more)
+                    rest += more
                 self._pending = b""
                 if rest.startswith(b"\x1f\x8b"):
                     self._inflater = zlib.decompressobj(_GZIP)  # another gzip member follows
