@@ -411,10 +411,18 @@ class Transport:
     def url(self, path_or_url: str) -> str:
         """Resolve a path (``/v2/...``) or a Location header against the registry.
 
-        Only http and https URLs come back: a Location of another scheme is a ``RegistryError``.
+        Only http and https URLs come back: a Location of another scheme, or one that does not
+        parse (``http://[::1``), is a ``RegistryError``.
         """
-        url = urljoin(self.base_url + "/", path_or_url)
-        if urlsplit(url).scheme not in ("http", "https"):
+        try:
+            url = urljoin(self.base_url + "/", path_or_url)
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError as e:
+            raise RegistryError(
+                f"{self.registry} sent a location that is not a URL: {_shown(path_or_url)} ({e})"
+            ) from None
+        if parts.scheme not in ("http", "https"):
             raise RegistryError(f"{self.registry} sent a location that is not http(s): {url!r}")
         return url
 
@@ -551,6 +559,12 @@ class Transport:
             )
         except requests.exceptions.RequestException as e:
             raise self._network_error(e, what, url) from None
+        except ValueError as e:
+            if isinstance(e, RegistryError):  # the body's source failed (a broken archive)
+                raise
+            # A redirect to a URL that does not parse (``http://[::1``), which requests lets out.
+            host = urlsplit(url).netloc
+            raise RegistryError(f"{what}: {host} sent us to a URL we cannot follow ({e})") from None
         logger.debug("%s %s -> %d", method, _without_query(url), response.status_code)
         return response
 
@@ -610,6 +624,11 @@ class Transport:
 
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+def _shown(url: str) -> str:
+    """A URL from the registry, quoted and cut short for an error message."""
+    return repr(url if len(url) <= 200 else url[:200] + "...")
 
 
 def _without_query(url: str) -> str:

@@ -214,6 +214,45 @@ def test_an_upload_location_of_another_scheme_is_refused(tmp_path: Path) -> None
     assert not hostile.seen("PUT")
 
 
+@pytest.mark.parametrize("location", ["http://[::1", "http://[::1/v2/x/blobs/uploads/u"])
+def test_an_upload_location_that_does_not_parse_is_one_line_naming_the_host(
+    tmp_path: Path, location: str
+) -> None:
+    def answer(request: Request, _: HostileRegistry) -> Answer:
+        if request.method == "POST":
+            return Answer(202, {"Location": location})
+        return Answer(404 if request.method == "HEAD" else 200)
+
+    tar = write_legacy(tmp_path / "app.tar", [IMAGE])
+    with HostileRegistry(answer) as hostile:
+        with pytest.raises(RegistryError) as err:
+            push_docker_tar(tar, hostile.url, "x", "v1", retry=FAST)
+        assert_one_clean_error(
+            err.value, f"{hostile.host} sent a location that is not a URL: {location!r}"
+        )
+        assert not hostile.seen("PUT") and not hostile.seen("PATCH")
+        done = subprocess.run(
+            [sys.executable, "-m", "registryv2", "push", str(tar), f"{hostile.host}/x:v1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert f"{hostile.host} sent a location that is not a URL" in done.stderr
+    assert "internal error" not in done.stderr
+
+
+def test_a_redirect_that_does_not_parse_is_one_line_naming_the_host() -> None:
+    def answer(request: Request, _: HostileRegistry) -> Answer:
+        return Answer(307, {"Location": "http://[::1"})
+
+    with HostileRegistry(answer) as hostile, pytest.raises(RegistryError) as err:
+        get_manifest(hostile.url, "x", "v1", retry=FAST)
+    assert_one_clean_error(err.value, f"{hostile.host} sent us to a URL we cannot follow")
+
+
 def test_a_listing_whose_pages_never_end_stops() -> None:
     def answer(request: Request, _: HostileRegistry) -> Answer:
         page = int(request.path.rsplit("=", 1)[1]) if "page=" in request.path else 0
