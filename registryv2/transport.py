@@ -15,7 +15,7 @@ import ssl
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 import urllib3
@@ -503,7 +503,9 @@ class Transport:
     ) -> requests.Response:
         # Credentials go to the registry only: never to an upload location or any URL elsewhere.
         own = self.is_registry(url)
-        scopes = scopes_for(method, url)
+        # The scopes are read off the URL as sent: a mount's ``from`` is among the parameters.
+        sent_url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
+        scopes = scopes_for(method, sent_url)
         sent = self.auth.header(scopes) if own else None
         response = self._send(method, url, what, sent, headers, params, data, stream)
         # A 401 the caller expects (a ping) is an answer, not a challenge to take up.

@@ -381,3 +381,15 @@ def test_login_asks_for_the_password_on_a_terminal(
     assert USERS["alice"] not in screen  # not echoed
     entry = json.loads((tmp_path / "docker" / "config.json").read_text())["auths"][host]
     assert base64.b64decode(entry["auth"]).decode() == f"alice:{USERS['alice']}"
+
+
+def test_a_copy_within_a_token_registry_mounts_every_blob(
+    token_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """A mount's ``from`` goes as a query parameter: the token must cover pull on it too."""
+    image = simple_image(seed="token-copy")
+    tar = write_legacy(tmp_path / "a.tar", [image])
+    with RegistryClient(token_registry.url, username="alice", password=USERS["alice"]) as client:
+        client.push(tar, "team/origin", "v1")
+        result = client.copy("team/origin", "v1", "team/copy", "v1")
+    assert {b.action for b in result.blobs} == {"mounted"}
