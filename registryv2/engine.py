@@ -21,6 +21,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
 
+from .blobcache import BlobInfoCache
 from .events import ProgressCallback, TransferEvent
 from .exceptions import CancelledError, DigestMismatchError
 from .image import Blob, Uploadable
@@ -104,6 +105,8 @@ class TransferEngine:
         self.progress = progress
         self.journal = journal
         self._known: dict[str, str] = {}  # digest -> a repository known to hold it
+        # Where blobs were seen in earlier runs: mounted from there when nothing better is known.
+        self.seen = BlobInfoCache.at(transport.config.state_dir)
         self._uploading: dict[str, threading.Lock] = {}  # digest -> held while it uploads
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -203,6 +206,7 @@ class TransferEngine:
                 if self.transport is not None:
                     self.transport.abort(cancel)
                 wait(futures, timeout=_STRAGGLERS)
+            self.seen.save()  # what was confirmed, even when something else failed
         if first_error:
             raise first_error[0]
         return [f.result() for f in futures]
@@ -238,6 +242,10 @@ class TransferEngine:
         with self._only_upload_of(blob.key, cancel):
             with self._lock:
                 mount_from = self._known.get(blob.digest) if blob.digest else None
+            if mount_from is None and blob.digest:
+                mount_from = self.seen.mount_source(
+                    self.transport.registry, blob.digest, repository
+                )
             upload = BlobUpload(
                 self.transport,
                 repository,
@@ -251,6 +259,7 @@ class TransferEngine:
             )
             result = upload.run()
             self.remember(result.digest, repository)
+            self.seen.note(self.transport.registry, result.digest, repository)
             return result
 
     @contextmanager
@@ -310,6 +319,10 @@ class TransferEngine:
                 self._download_adaptive(blob, reader, target, cancel, progress, hasher)
             done = progress.done
         blob.verify(done, hasher.hexdigest())
+        # An image names its repository with its registry; only this registry's are kept.
+        here = f"{self.transport.registry}/"
+        if repository.startswith(here):
+            self.seen.note(self.transport.registry, blob.digest, repository.removeprefix(here))
         self._emit(TransferEvent("done", repository, blob.digest, blob.size, done, "downloaded"))
         return BlobResult(blob.digest, blob.size, "downloaded", done)
 

@@ -269,14 +269,21 @@ class BlobUpload:
         digest = self.blob.digest
         params = {"mount": digest, "from": mount_from} if mount_from and digest else None
         what = f"starting upload of {self.blob.label} to {self.repository}"
-        response = self.transport.request(
-            "POST",
-            f"/v2/{self.repository}/blobs/uploads/",
-            what=what,
-            expect=(201, 202),
-            params=params,
-            retry=False,
-        )
+        try:
+            response = self.transport.request(
+                "POST",
+                f"/v2/{self.repository}/blobs/uploads/",
+                what=what,
+                expect=(201, 202),
+                params=params,
+                retry=False,
+            )
+        except RegistryError as e:
+            if params is None or e.transient or not 400 <= (e.status or 0) < 500:
+                raise
+            # A mount is a hint: its source may be gone, or unreadable with these credentials
+            # (401, 403). Whatever the registry refuses, a plain upload is asked for instead.
+            return self._start(None)
         self._round_trip = response.elapsed.total_seconds()
         if response.status_code == 201:
             return True

@@ -102,7 +102,8 @@ def _b64url(data: bytes) -> str:
 class TokenServer:
     """A token server for a registry in ``auth: token`` mode.
 
-    Anonymous callers get pull only; known users get what they ask. Tokens are JWTs signed
+    Anonymous callers get pull only; known users get what they ask, but nothing on the
+    repositories in ``denied``. Tokens are JWTs signed
     with a test key whose certificate the registry trusts (``rootcertbundle``) and carried in
     the ``x5c`` header. ``lifetime`` is the JWT's real life; ``advertised`` what the answer's
     ``expires_in`` claims (to test a token the registry rejects before the client expects).
@@ -117,6 +118,7 @@ class TokenServer:
         self.lifetime = 300
         self.advertised = 300
         self.requests: list[dict[str, list[str]]] = []
+        self.denied: set[str] = set()  # repositories no one may touch
         self._key = _key()
         self._cert = _cert("token signer", self._key, None, None, ca=True)
         self.cert_pem = root / "token.pem"
@@ -180,6 +182,8 @@ class TokenServer:
                 scope.split(":")[-1],
             )
             allowed = actions.split(",") if user else [a for a in actions.split(",") if a == "pull"]
+            if name in self.denied:
+                allowed = []
             access.append({"type": kind, "name": name, "actions": allowed})
         now = int(time.time())
         claims = {
