@@ -3,6 +3,10 @@
 Explicit credentials win; otherwise docker's config file (``$DOCKER_CONFIG/config.json`` or
 ``~/.docker/config.json``): the host's ``credHelpers`` entry, then ``auths`` (``auth`` base64 or
 ``identitytoken``), then the ``credsStore`` helper. ``login`` stores and ``logout`` erases there.
+
+A registry's certificates are found as docker and skopeo find them, in a ``certs.d`` directory
+named after the registry (``/etc/docker/certs.d/registry.internal:5000/``): ``*.crt`` are
+authorities to trust, a ``*.cert`` with its ``*.key`` a client certificate (mutual TLS).
 """
 
 from __future__ import annotations
@@ -11,15 +15,17 @@ import base64
 import json
 import os
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .exceptions import AuthenticationError
+from .exceptions import AuthenticationError, ValidationError
 from .reference import DOCKER_HUB_HOSTS
 
 DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
+CERTS_D_VARIABLE = "REGISTRYV2_CERTS_D"
 
 
 @dataclass(frozen=True)
@@ -208,3 +214,73 @@ def erase_docker_credentials(registry: str, path: Path | None = None) -> bool:
     if found:
         _write_config(path, doc)
     return bool(found)
+
+
+def certs_d_roots() -> list[Path]:
+    """The ``certs.d`` directories, searched in order: ``$REGISTRYV2_CERTS_D`` (several
+    separated by ``:``) if set; else containers' (``~/.config/containers/certs.d``,
+    ``/etc/containers/certs.d``), then docker's (``/etc/docker/certs.d``), as skopeo searches.
+
+    Example:
+        >>> certs_d_roots()[-1]  # doctest: +SKIP
+        PosixPath('/etc/docker/certs.d')
+    """
+    chosen = os.environ.get(CERTS_D_VARIABLE)
+    if chosen is not None:
+        return [Path(p) for p in chosen.split(os.pathsep) if p]
+    return [
+        Path.home() / ".config" / "containers" / "certs.d",
+        Path("/etc/containers/certs.d"),
+        Path("/etc/docker/certs.d"),
+    ]
+
+
+@dataclass(frozen=True)
+class HostCertificates:
+    """What a registry's ``certs.d`` directory holds: authorities to trust, a client certificate.
+
+    Example:
+        >>> host_certificates("registry.internal:5000")  # doctest: +SKIP
+        HostCertificates(directory=PosixPath('/etc/docker/certs.d/registry.internal:5000'), ...)
+    """
+
+    directory: Path
+    authorities: tuple[Path, ...] = ()
+    client: tuple[Path, Path] | None = None  # the certificate, and its key
+
+
+def host_certificates(
+    registry: str, roots: Sequence[Path] | None = None
+) -> HostCertificates | None:
+    """The certificates for ``registry`` (``host[:port]``) in the first of ``roots`` (default
+    :func:`certs_d_roots`) that has a directory for it; None when none has.
+
+    ``*.crt`` files are authorities; each ``name.cert`` needs its ``name.key`` and the other
+    way round (a ``ValidationError`` otherwise, as docker refuses them); the first pair is the
+    client certificate.
+    """
+    for root in certs_d_roots() if roots is None else roots:
+        directory = root / registry
+        if directory.is_dir():
+            break
+    else:
+        return None
+    try:
+        files = sorted(p for p in directory.iterdir() if p.is_file())
+    except OSError as e:
+        raise ValidationError(
+            f"{directory}: cannot read the registry's certificates ({e})"
+        ) from None
+    pairs: list[tuple[Path, Path]] = []
+    for cert in (f for f in files if f.suffix == ".cert"):
+        key = cert.with_suffix(".key")
+        if key not in files:
+            raise ValidationError(f"{cert}: a client certificate without its key {key.name}")
+        pairs.append((cert, key))
+    for key in (f for f in files if f.suffix == ".key"):
+        if key.with_suffix(".cert") not in files:
+            raise ValidationError(
+                f"{key}: a key without its client certificate {key.with_suffix('.cert').name}"
+            )
+    authorities = tuple(f for f in files if f.suffix == ".crt")
+    return HostCertificates(directory, authorities, pairs[0] if pairs else None)

@@ -13,7 +13,8 @@ import os
 import socket
 import ssl
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -26,7 +27,7 @@ from urllib3.util.ssl_ import create_urllib3_context
 
 from ._version import __version__
 from .auth import Authenticator, scopes_for
-from .credentials import Credentials, load_docker_credentials
+from .credentials import Credentials, certs_d_roots, host_certificates, load_docker_credentials
 from .exceptions import (
     AuthenticationError,
     ErrorDetail,
@@ -101,17 +102,24 @@ class _Connections:
 
 class _TrackingAdapter(HTTPAdapter):
     """requests' adapter, with pools that report which connection is in use, and by whom, and
-    one TLS context per ``verify`` setting for every https connection.
+    one TLS context per ``verify`` setting and host for every https connection.
 
     Left to itself, urllib3 builds a context for each new connection and loads the trusted
     certificates into it: some 20 ms of CPU per connection, paid again by every worker. Here
     the certificates are loaded once, into a context kept for the ``verify`` requests settled
-    on (after ``REQUESTS_CA_BUNDLE`` and the like), and each connection only takes it.
+    on (after ``REQUESTS_CA_BUNDLE`` and the like) and the host, made by ``make_tls``, and each
+    connection only takes it.
     """
 
-    def __init__(self, in_use: _Connections, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        in_use: _Connections,
+        make_tls: Callable[[bool | str, str, int], ssl.SSLContext],
+        **kwargs: Any,
+    ) -> None:
         self._in_use = in_use
-        self._tls: dict[bool | str, ssl.SSLContext] = {}
+        self._make_tls = make_tls
+        self._tls: dict[tuple[bool | str, str, int], ssl.SSLContext] = {}
         self._tls_lock = threading.Lock()
         super().__init__(**kwargs)
 
@@ -124,10 +132,11 @@ class _TrackingAdapter(HTTPAdapter):
         if host_params["scheme"] == "https":
             pool_kwargs.pop("ca_certs", None)
             pool_kwargs.pop("ca_cert_dir", None)
+            key = (verify, host_params["host"], host_params["port"] or 443)
             with self._tls_lock:
-                if verify not in self._tls:
-                    self._tls[verify] = tls_context(verify)
-                pool_kwargs["ssl_context"] = self._tls[verify]
+                if key not in self._tls:
+                    self._tls[key] = self._make_tls(*key)
+                pool_kwargs["ssl_context"] = self._tls[key]
         return host_params, pool_kwargs
 
     def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
@@ -342,12 +351,16 @@ class Transport:
                 f"registry URL {config.url!r}: plain http to a remote host needs insecure=True"
             )
         self._lock = threading.Lock()
+        # As docker and skopeo: authorities and a client certificate for this registry alone.
+        self.certificates = host_certificates(self.registry)
         # Small blobs at SMALL_BLOB_WIDTH x workers at once, or large ones (workers) with their
         # ranges (workers more); and probes.
         pool_size = SMALL_BLOB_WIDTH * config.workers + 4
         self.session = _Session()
         self._in_use = _Connections()
-        adapter = _TrackingAdapter(self._in_use, pool_connections=2, pool_maxsize=pool_size)
+        adapter = _TrackingAdapter(
+            self._in_use, self._tls_context, pool_connections=2, pool_maxsize=pool_size
+        )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
@@ -370,6 +383,28 @@ class Transport:
 
     def __repr__(self) -> str:
         return f"Transport({self.registry!r})"
+
+    def _tls_context(self, verify: bool | str, host: str, port: int) -> ssl.SSLContext:
+        """The TLS context for ``host:port``: ``verify``'s, with the registry's own certificates
+        (certs.d) added when it is the registry, never for another host."""
+        context = tls_context(verify)
+        parts = urlsplit(f"//{self.registry}")
+        certificates = self.certificates
+        if certificates is None or (host, port) != (parts.hostname, parts.port or 443):
+            return context
+        try:
+            if verify is not False:
+                for authority in certificates.authorities:
+                    context.load_verify_locations(cafile=str(authority))
+            if certificates.client is not None:
+                cert, key = certificates.client
+                context.load_cert_chain(str(cert), str(key))
+        except (OSError, ssl.SSLError) as e:
+            raise ValidationError(
+                f"{certificates.directory}: cannot use the certificates for {self.registry} "
+                f"({describe_failure(e)})"
+            ) from None
+        return context
 
     def _credentials(self) -> Credentials | None:
         if self.config.username is not None or self.config.password is not None:
@@ -398,7 +433,9 @@ class Transport:
             return f"{self._scheme}://{self.registry}"
 
     def _probe_scheme(self) -> str:
-        if not is_loopback(self.registry):
+        # Certificates kept for a registry say it speaks TLS (a mutual TLS handshake would
+        # break off the probe's, which sends no certificate).
+        if not is_loopback(self.registry) or self.certificates is not None:
             return "https"
         what = f"checking whether {self.registry} speaks https"
         attempts = self.retry.begin(what)
@@ -580,6 +617,20 @@ class Transport:
             text = f"{host} sent us to a URL we cannot follow ({describe_failure(error)})"
         elif isinstance(error, requests.exceptions.SSLError):
             text = f"TLS failed with {host} ({describe_failure(error)})"
+            reasons = {getattr(e, "reason", None) for e in chain(error)}
+            untrusted = any(isinstance(e, ssl.SSLCertVerificationError) for e in chain(error))
+            where = (certs_d_roots()[-1:] or [Path("/etc/docker/certs.d")])[0] / host
+            if untrusted and host == self.registry:
+                text += (
+                    f"; to trust its certificate, give its CA with --ca-cert (ca_bundle=), or "
+                    f"put it in {where / 'ca.crt'}; or skip the check with --insecure "
+                    "(insecure=True)"
+                )
+            elif reasons & _CLIENT_CERTIFICATE_REFUSED and host == self.registry:
+                text += (
+                    "; it wants a client certificate it trusts: put it and its key in "
+                    f"{where / 'client.cert'} and {where / 'client.key'}"
+                )
         elif isinstance(error, requests.exceptions.ConnectTimeout):
             text = f"could not connect to {host} within {self.timeouts[0]:g}s"
         elif isinstance(error, requests.exceptions.Timeout):
@@ -625,6 +676,15 @@ class Transport:
             ) from None
 
 
+# TLS alerts by which a server refuses the client certificate we sent, or the lack of one.
+_CLIENT_CERTIFICATE_REFUSED = frozenset(
+    {
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+    }
+)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 

@@ -64,11 +64,12 @@ def _cert(
 
 
 class CertificateAuthority:
-    """A CA of the test's own, and a server certificate for 127.0.0.1 and localhost."""
+    """A CA of the test's own, a server certificate for 127.0.0.1 and localhost, and client
+    certificates on demand."""
 
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
-        ca_key = _key()
+        self._key = ca_key = _key()
         self.ca = _cert("registryv2 test CA", ca_key, None, None, ca=True)
         server_key = _key()
         server = _cert("127.0.0.1", server_key, self.ca, ca_key, ca=False)
@@ -206,3 +207,10 @@ class TokenServer:
 
     def stop(self) -> None:
         self.httpd.shutdown()
+
+
+def client_certificate(ca: CertificateAuthority, name: str) -> tuple[bytes, bytes]:
+    """A client certificate signed by ``ca``, and its key, as PEM."""
+    key = _key()
+    cert = _cert(name, key, ca.ca, ca._key, ca=False)
+    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)

@@ -17,6 +17,15 @@ def upload_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     return cache / "registryv2" / "uploads"
 
 
+@pytest.fixture(autouse=True)
+def certs_d(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test has its own certs.d, empty: this machine's /etc/docker/certs.d never counts."""
+    directory = tmp_path_factory.mktemp("certs") / "certs.d"
+    directory.mkdir()
+    monkeypatch.setenv("REGISTRYV2_CERTS_D", str(directory))
+    return directory
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     """One open registry for the session (deletes on, catalog pages of 50)."""

@@ -46,18 +46,27 @@ def require(binary: str) -> str:
 
 
 class RegistryServer:
-    """``docker-registry serve`` on a free loopback port with its own storage directory."""
+    """``docker-registry serve`` on a free loopback port with its own storage directory;
+    ``tls`` a certificate and key to serve https with, ``client_cas`` a PEM file of authorities
+    whose client certificate every connection must show (mutual TLS)."""
 
     def __init__(
-        self, root: Path, extra: dict[str, Any] | None = None, tls: tuple[Path, Path] | None = None
+        self,
+        root: Path,
+        extra: dict[str, Any] | None = None,
+        tls: tuple[Path, Path] | None = None,
+        client_cas: Path | None = None,
     ) -> None:
         self.root = root
+        self.mutual_tls = client_cas is not None
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"{'https' if tls else 'http'}://{self.host}"
         http: dict[str, Any] = {"addr": self.host, "secret": "test-secret"}
         if tls:
             http["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
+            if client_cas is not None:
+                http["tls"]["clientcas"] = [str(client_cas)]
         config: dict[str, Any] = {
             "version": 0.1,
             "log": {"level": "warn", "accesslog": {"disabled": True}},
@@ -96,9 +105,12 @@ class RegistryServer:
             if self.process.poll() is not None:
                 raise RuntimeError("registry exited: " + (self.root / "registry.log").read_text())
             try:
-                requests.get(self.url + "/v2/", timeout=1, verify=False)
+                if self.mutual_tls:  # no client certificate here: listening is enough
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                else:
+                    requests.get(self.url + "/v2/", timeout=1, verify=False)
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, OSError):
                 time.sleep(0.05)
         raise RuntimeError("registry did not start within 20s")
 
