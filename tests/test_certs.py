@@ -121,6 +121,24 @@ def test_an_untrusted_certificate_names_the_host_and_how_to_trust_it(
     )
 
 
+def test_insecure_says_so_once_in_one_line_of_ours(
+    tls_registry: RegistryServer, tmp_path: Path
+) -> None:
+    tar = write_legacy(tmp_path / "a.tar", [simple_image(n_layers=4, seed="insecure")])
+    done = run_cli("--insecure", "push", str(tar), f"{tls_registry.host}/insecure/app:v1")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("registryv2: warning: --insecure: certificates are not checked")
+    assert "InsecureRequestWarning" not in done.stderr and "urllib3" not in done.stderr
+    copied = run_cli(
+        "--insecure",
+        "copy",
+        f"{tls_registry.host}/insecure/app:v1",
+        f"{tls_registry.host}/insecure/copy:v1",
+    )
+    assert copied.returncode == 0 and copied.stderr.count("\n") == 1, copied.stderr
+
+
 def test_certs_d_is_where_docker_and_skopeo_look(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REGISTRYV2_CERTS_D")
     roots = [str(p) for p in certs_d_roots()]

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from ..client import RegistryClient
     from ..engine import TransferEngine
 
+INSECURE_WARNING = (
+    "--insecure: certificates are not checked and plain http is allowed; anyone on the way "
+    "can read and change what is sent"
+)
 EPILOG = """\b
 Exit status: 0 done; 1 registry, network or data error; 2 bad usage or input;
 130 interrupted; 143 terminated.
@@ -58,6 +62,7 @@ class Session:
     _password: list[str | None] = field(default_factory=list)
     _progress: list[TerminalProgress] = field(default_factory=list)
     _stdout_taken: list[bool] = field(default_factory=list)
+    _warned: list[bool] = field(default_factory=list)
 
     @property
     def password(self) -> str | None:
@@ -81,6 +86,9 @@ class Session:
         """A client for ``endpoint`` with the global options, and progress when shown."""
         from ..client import RegistryClient
 
+        if self.insecure and not self._warned:
+            self._warned.append(True)
+            self.warn(INSECURE_WARNING)
         return RegistryClient(
             endpoint,
             username=self.username,
@@ -93,6 +101,12 @@ class Session:
             progress=self._progress[0] if self._progress else None,
             **settings,
         )
+
+    def warn(self, message: str) -> None:
+        """One line on standard error (a JSON document with ``--json``), whatever ``-q`` says."""
+        line = json.dumps({"warning": message}) if self.json else f"registryv2: warning: {message}"
+        with contextlib.suppress(OSError):
+            click.echo(line, err=True)
 
     def connector(self, **settings: Any) -> Callable[[str], RegistryClient]:
         """``connect`` with some settings fixed (chunk size, resume...)."""
@@ -252,10 +266,11 @@ def main_group(ctx: click.Context, /, **options: Any) -> None:
     for key, value in options.items():
         setattr(session, key, value)
     if session.insecure:
-        # The user chose to skip verification: urllib3 says so on every request; once a host.
+        # The user chose to skip verification, and is told so once, by us (Session.connect):
+        # not by urllib3 in two lines of Python warning a host.
         import urllib3
 
-        warnings.filterwarnings("once", category=urllib3.exceptions.InsecureRequestWarning)
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
     if session.verbose:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("registryv2: %(message)s"))
