@@ -106,7 +106,7 @@ class TransferEngine:
         self.journal = journal
         self._known: dict[str, str] = {}  # digest -> a repository known to hold it
         # Where blobs were seen in earlier runs: mounted from there when nothing better is known.
-        self.seen = BlobInfoCache.at(transport.config.state_dir)
+        self.seen = BlobInfoCache.at(transport.config.state_dir if transport else None)
         self._uploading: dict[str, threading.Lock] = {}  # digest -> held while it uploads
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -320,8 +320,9 @@ class TransferEngine:
             done = progress.done
         blob.verify(done, hasher.hexdigest())
         # An image names its repository with its registry; only this registry's are kept.
-        here = f"{self.transport.registry}/"
-        if repository.startswith(here):
+        here = f"{self.transport.registry}/" if self.transport else None
+        if here and repository.startswith(here):
+            assert self.transport is not None
             self.seen.note(self.transport.registry, blob.digest, repository.removeprefix(here))
         self._emit(TransferEvent("done", repository, blob.digest, blob.size, done, "downloaded"))
         return BlobResult(blob.digest, blob.size, "downloaded", done)
