@@ -74,7 +74,8 @@ class RegistryClient(Registry):
         image: str | None = None,
         compress: str | None = None,
     ) -> PushResult:
-        """Push an image archive under ``repository:tag``.
+        """Push an image archive or an OCI layout (a path, or a place such as ``oci:DIR:v1``)
+        under ``repository:tag``.
 
         Missing parts come from the image's first archive tag (``docker.io/library/nginx:alpine``
         gives ``nginx`` and ``alpine``); the tag defaults to ``latest``. An archive of several

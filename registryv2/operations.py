@@ -45,7 +45,7 @@ from .journal import default_state_dir
 from .manifest import parse_manifest
 from .mirrors import load_mirrors, registry_endpoint
 from .models import BlobInfo, CopyResult, ImageInspect, ManifestInfo, Platform, PushResult
-from .places import Entry, Place, PlannedImage, parse_place
+from .places import Entry, Place, PlannedImage, RegistryImage, parse_place
 from .reference import Reference, is_tag, registry_of, registry_reference
 from .registry import Registry
 from .remote import RegistryDestination, RegistrySource
@@ -169,14 +169,21 @@ def push_tar(
     compress: str | None = None,
     memory: CompressionMemory | None = None,
 ) -> PushResult:
-    """Push an image of an archive (or a layout) under ``repository:tag``: see
+    """Push an image of an archive or a layout (a path, or ``oci:DIR:NAME``,
+    ``docker-archive:FILE:NAME``...) under ``repository:tag``: see
     :meth:`RegistryClient.push <registryv2.client.RegistryClient.push>`.
 
     Example:
         >>> push_tar(registry, "app.tar", "team/app", "v1").digest  # doctest: +SKIP
         'sha256:...'
     """
-    with ImageArchive.open(tar_path) as archive:
+    place = parse_place(tar_path, output=True)
+    if isinstance(place, RegistryImage):
+        raise ValidationError(f"{tar_path}: push takes an archive or a layout here")
+    if place.ref and image and place.ref != image:
+        raise ValidationError(f"{place}: names an image already; give image= or the name")
+    image = image or place.ref
+    with ImageArchive.open(place.path) as archive:
         if image is None and repository is None and tag is None and archive.tags:
             # Neither given: the archive's first tag chooses the image, and names it.
             image = archive.tags[0]

@@ -419,3 +419,21 @@ def test_docker_manifests_go_into_a_layout_as_oci_ones_with_format_oci(
         f"docker://{other.host}/{repo}:oci",
     )
     assert raw_digest(f"{other.host}/{repo}:oci") == ref_digest(converted, "v1")
+
+
+def test_push_docker_tar_takes_a_layout_and_a_named_place(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    from registryv2 import push_docker_tar
+
+    image = simple_image(tag="app:v1", seed="api-place")
+    source = write_docker25(tmp_path / "src.tar", [image])
+    layout = tmp_path / "layout"
+    copy(str(source), f"oci:{layout}:v1")
+    copy(str(source), f"oci:{layout}:v2")
+    # A layout's path with the name as image=, or the name in the place: its tag when none given.
+    one = push_docker_tar(layout, registry.url, repo, image="v1")
+    two = push_docker_tar(f"oci:{layout}:v2", registry.url, repo)
+    assert one == two == ref_digest(layout, "v1")
+    with RegistryClient(registry.url) as client:
+        assert sorted(client.list_tags(repo)) == ["v1", "v2"]
