@@ -3,7 +3,8 @@
 # build a real image archive (busybox), push it, list it, pull it back, and run what came back.
 # DEMO_SKIP_SETUP=1 skips the set-up (the tests run the demo so, after CI's own set-up);
 # DEMO_REGISTRY, DEMO_DIR and DEMO_PYTHON choose the registry, the work directory and the
-# Python with registryv2 installed.
+# Python with registryv2 installed. Where no registry answers, the demo starts one (on a free
+# port when the default, 15000, is taken by something else).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "${DEMO_SKIP_SETUP:-}" = 1 ] || bash .ci/setup
@@ -18,12 +19,38 @@ for applet in sh ls echo cat; do ln -s busybox "$demo/rootfs/bin/$applet"; done
 $py examples/build_archive.py $demo/rootfs demo.local/tools/busybox:1.0 $demo/busybox.tar >/dev/null
 echo "== built $demo/busybox.tar ($(du -h $demo/busybox.tar | cut -f1))"
 
-if ! $py -c "import requests; requests.get('http://$registry/v2/', timeout=2)" 2>/dev/null; then
-    sed "s#@ROOT@#$(cd "$demo" && pwd)/registry-data#" examples/registry.yml > $demo/registry.yml
+answers() { $rv2 check --timeout 2 --retries 1 "$1" >/dev/null 2>&1; }
+free_port() {  # prints port $1 of 127.0.0.1 if it is free (0: any free port)
+    $py - "$1" 2>/dev/null <<'PY'
+import socket, sys
+with socket.socket() as s:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+    print(s.getsockname()[1])
+PY
+}
+if ! answers "$registry"; then
+    # None answers there: start one on its port, or on a free one when the default is taken.
+    port=$(free_port "${registry##*:}") || true
+    if [ -z "$port" ]; then
+        if [ -n "${DEMO_REGISTRY:-}" ]; then
+            echo "demo: no registry answers at $registry, and its port is not free for one" >&2
+            exit 1
+        fi
+        port=$(free_port 0)
+    fi
+    registry=localhost:$port
+    sed -e "s#@ROOT@#$(cd "$demo" && pwd)/registry-data#" -e "s#127.0.0.1:15000#127.0.0.1:$port#" \
+        examples/registry.yml > $demo/registry.yml
     docker-registry serve $demo/registry.yml > $demo/registry.log 2>&1 &
-    trap 'kill $! 2>/dev/null || true' EXIT
-    for _ in $(seq 50); do
-        $py -c "import requests; requests.get('http://$registry/v2/', timeout=1)" 2>/dev/null && break
+    registry_pid=$!
+    trap 'kill $registry_pid 2>/dev/null || true' EXIT
+    tries=50
+    until answers "$registry"; do
+        tries=$((tries - 1))
+        if [ $tries = 0 ]; then
+            echo "demo: the registry did not start on $registry (log: $demo/registry.log)" >&2
+            exit 1
+        fi
         sleep 0.1
     done
     echo "== started a registry on $registry (log: $demo/registry.log)"
