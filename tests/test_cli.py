@@ -219,7 +219,7 @@ def test_rm_says_which_tags_go(registry: RegistryServer, repo: str, tmp_path: Pa
         str(write_legacy(tmp_path / "c.tar", [simple_image(seed="c")])),
         f"{registry.host}/{repo}:c",
     )
-    out = ok("rm", f"{registry.host}/{repo}:a")  # not a terminal: no question asked
+    out = ok("rm", "-y", f"{registry.host}/{repo}:a")
     assert out == f"Deleted {registry.host}/{repo}@{digest} (tags: a, b)\n"
     assert ok("tags", f"{registry.host}/{repo}").split() == ["c"]
     doc = ok_json("rm", "-y", f"{registry.host}/{repo}:c")

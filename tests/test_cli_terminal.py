@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from registryv2 import list_tags
+
 from .archives import simple_image, write_big_legacy, write_legacy
 from .proxies import FaultyProxy
 from .servers import RegistryServer
@@ -70,9 +72,12 @@ def test_rm_asks_on_a_terminal(registry: RegistryServer, repo: str, tmp_path: Pa
         assert f"{registry.host}/{repo}@sha256:" in asked and "(a)?" in asked
         terminal.press("n", "Enter")
         said = terminal.wait_for("EXIT=")
-    assert "EXIT=130" in said  # declined: nothing deleted
+    # Declined: a failure that deleted nothing, not an interruption.
+    assert "EXIT=1" in said and "registryv2: nothing deleted" in said, said
+    assert list_tags(registry.url, repo) == ["a"]
     with Terminal("rm", f"{registry.host}/{repo}:a") as terminal:
         terminal.wait_for("[y/N]")
         terminal.press("y", "Enter")
         said = terminal.wait_for("EXIT=")
     assert "EXIT=0" in said and "Deleted" in said
+    assert list_tags(registry.url, repo) == []

@@ -2,10 +2,10 @@
 
 Output is for people, or ``--json``; a failure becomes one line and an exit status.
 
-Exit statuses: 0 done; 1 the registry, the network or the data failed; 2 bad usage or bad input
-(a malformed reference, an archive that is not one); 130 interrupted (Ctrl-C); 143 terminated
-(SIGTERM). Clean-up runs first in every case: no partial output file is left, and unfinished
-uploads are kept for the next run to resume.
+Exit statuses: 0 done; 1 the registry, the network or the data failed, or the user answered no
+(nothing was done); 2 bad usage or bad input (a malformed reference, an archive that is not one);
+130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Clean-up runs first in every case: no
+partial output file is left, and unfinished uploads are kept for the next run to resume.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ INSECURE_WARNING = (
     "can read and change what is sent"
 )
 EPILOG = """\b
-Exit status: 0 done; 1 registry, network or data error; 2 bad usage or input;
-130 interrupted; 143 terminated.
+Exit status: 0 done; 1 registry, network or data error, or a question answered
+no; 2 bad usage or input; 130 interrupted; 143 terminated.
 Global options may come before or after the command."""
 
 
@@ -281,6 +281,12 @@ def main_group(ctx: click.Context, /, **options: Any) -> None:
 main_group.params.extend(GLOBAL_OPTIONS)
 
 
+class Declined(click.ClickException):
+    """The user answered no to a question: nothing was done, exit status 1."""
+
+    exit_code = 1
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is, so it unwinds as Ctrl-C does."""
 
@@ -326,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         status = main_group.main(args=args, prog_name="registryv2", standalone_mode=False)
     except click.exceptions.Exit as e:
         status = e.exit_code
+    except Declined as e:
+        _fail(e.format_message(), "Declined", e.exit_code, None, as_json)
     except click.ClickException as e:
         hint = " (see registryv2 --help)" if isinstance(e, click.UsageError) else ""
         _fail(f"{e.format_message()}{hint}", "UsageError", e.exit_code, None, as_json)

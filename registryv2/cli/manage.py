@@ -9,21 +9,23 @@ import click
 from ..credentials import Credentials, erase_docker_credentials, store_docker_credentials
 from ..exceptions import ValidationError
 from ..reference import registry_of
-from .app import main_group, session
+from .app import Declined, main_group, session
 
 
 @main_group.command(name="rm")
 @click.argument("reference", metavar="REF")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
 def remove(reference: str, yes: bool) -> None:
     """Delete the manifest REF points at (by tag or digest), and with it every tag on it.
 
-    Registries delete manifests, not tags: the tags that go too are listed, and on a terminal
-    you are asked first (-y not to be).
+    Registries delete manifests, not tags: the tags that go too are listed, and you are asked
+    first; without a terminal to ask on, rm refuses (exit 2) unless given -y. Answering no
+    deletes nothing (exit 1).
 
     \b
-    Example:
-      registryv2 rm localhost:15000/team/app:v1
+    Examples:
+      registryv2 rm localhost:15000/team/app:v1      # asks first
+      registryv2 rm -y localhost:15000/team/app:v1   # in a script
     """
     from .. import operations
 
@@ -31,10 +33,15 @@ def remove(reference: str, yes: bool) -> None:
     connect = s.connector()
     planned = operations.plan_deletion(reference, connect)
     going = ", ".join(planned.tags) or "no tag"
-    if not yes and sys.stdin.isatty() and not s.json:
-        click.confirm(
-            f"Delete {planned.repository}@{planned.digest} and its tags ({going})?", abort=True
-        )
+    what = f"{planned.repository}@{planned.digest} and its tags ({going})"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ValidationError(
+                f"rm would delete {what}, and there is no terminal to ask on: "
+                "-y deletes without asking"
+            )
+        if not click.confirm(f"Delete {what}?", err=True):
+            raise Declined("nothing deleted")
     operations.delete(reference, connect, planned)
     s.result(
         {"repository": planned.repository, "digest": planned.digest, "tags": list(planned.tags)},
