@@ -1,18 +1,25 @@
-"""The command as a person meets it: deletes that ask or refuse."""
+"""The command as a person meets it: deletes that ask or refuse, help that lists what works,
+and shell completion."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from registryv2 import list_tags
+from registryv2.cli import main_group
 
 from .archives import simple_image, write_legacy
 from .servers import RegistryServer
 from .test_cli import assert_json_error, assert_one_line_error, ok, run
 
 pytestmark = pytest.mark.integration
+
+GLOBAL = [name for o in main_group.params for name in o.opts if name != "--version"]
 
 
 def test_rm_without_a_terminal_and_without_y_refuses(
@@ -33,3 +40,53 @@ def test_rm_without_a_terminal_and_without_y_refuses(
     assert sorted(list_tags(registry.url, repo)) == ["a", "b", "stable"]  # nothing deleted
     assert ok("rm", "-y", f"{registry.host}/{repo}:a").startswith("Deleted ")
     assert list_tags(registry.url, repo) == []
+
+
+def test_every_command_help_lists_the_global_options() -> None:
+    for command in ["login", *sorted(set(main_group.commands) - {"login"})]:
+        done = run(command, "--help")
+        assert done.returncode == 0, done.stderr
+        section = done.stdout.split("Global options (before or after the command):")[1]
+        for name in GLOBAL:
+            assert name in section, (command, name)
+    # The options login's own example uses, under login's own help.
+    login = run("login", "--help").stdout
+    assert "-u, --username" in login and "--password-stdin" in login
+    # Still accepted there, after the command.
+    done = run("login", "--help", "-u", "alice", "--password-stdin")
+    assert done.returncode == 0 and done.stdout == login
+
+
+def complete(line: str) -> list[str]:
+    """What bash completion offers for ``line`` (the cursor at its end), as click answers it."""
+    words = line.split(" ")
+    done = subprocess.run(
+        [sys.executable, "-m", "registryv2"],
+        env={
+            **os.environ,
+            "_REGISTRYV2_COMPLETE": "bash_complete",
+            "COMP_WORDS": line,
+            "COMP_CWORD": str(len(words) - 1),
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return [item.split(",", 1)[1] for item in done.stdout.splitlines()]
+
+
+def test_shell_completion_offers_commands_and_options() -> None:
+    assert complete("registryv2 pu") == ["pull", "push"]
+    assert complete("registryv2 push --comp") == ["--compress"]
+    # The global options too, written after the command as everywhere else.
+    assert complete("registryv2 login --pass") == ["--password-stdin"]
+    script = subprocess.run(
+        [sys.executable, "-m", "registryv2"],
+        env={**os.environ, "_REGISTRYV2_COMPLETE": "bash_source"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert "complete " in script and "_REGISTRYV2_COMPLETE=bash_complete" in script

@@ -32,6 +32,8 @@ from ..progress import TerminalProgress
 from ..retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from ..client import RegistryClient
     from ..engine import TransferEngine
 
@@ -205,8 +207,33 @@ GLOBAL_OPTIONS: list[click.Option] = [
 ]
 
 
+class Command(click.Command):
+    """A command whose help lists the group's options too: they may follow the command."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_options(ctx, formatter)
+        records = [r for o in GLOBAL_OPTIONS if (r := o.get_help_record(ctx)) is not None]
+        with formatter.section("Global options (before or after the command)"):
+            formatter.write_dl(records)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        from click.shell_completion import CompletionItem
+
+        found = super().shell_complete(ctx, incomplete)
+        if incomplete.startswith("-"):
+            found += [
+                CompletionItem(name, help=o.help)
+                for o in GLOBAL_OPTIONS
+                for name in o.opts
+                if name.startswith(incomplete)
+            ]
+        return found
+
+
 class Group(click.Group):
     """A group whose options may also be written after the command, as crane allows."""
+
+    command_class = Command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(args, self))
