@@ -1,8 +1,10 @@
 """The command as a person meets it: deletes that ask or refuse, help that lists what works,
-and shell completion."""
+shell completion
+and errors in JSON."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -90,3 +92,17 @@ def test_shell_completion_offers_commands_and_options() -> None:
         check=True,
     ).stdout
     assert "complete " in script and "_REGISTRYV2_COMPLETE=bash_complete" in script
+
+
+def test_json_error_messages_are_the_message_alone(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.tar"
+    done = run("push", str(missing), "localhost:1/a:b")
+    assert_one_line_error(done, 2, f"registryv2: error: {missing}")
+    error = assert_json_error(
+        run("push", "--json", str(missing), "localhost:1/a:b"), 2, "ArchiveNotFoundError"
+    )
+    assert error["message"].startswith(str(missing)), error
+    done = run("check", "--json", "--retries", "1", "localhost:1")
+    assert done.returncode == 1, done.stderr
+    error = json.loads(done.stderr)["error"]
+    assert error["message"].startswith("checking localhost:1: "), error

@@ -323,9 +323,16 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def _fail(
-    message: str, kind: str, status: int, error: BaseException | None, as_json: bool
+    message: str,
+    kind: str,
+    status: int,
+    error: BaseException | None,
+    as_json: bool,
+    what: str = "",
 ) -> NoReturn:
-    line = f"registryv2: {message}"
+    """One line on stderr, ``registryv2: {what}{message}``; with ``--json`` a document whose
+    ``message`` is the message alone, ``type`` naming the failure."""
+    line = f"registryv2: {what}{message}"
     if as_json:
         doc: dict[str, Any] = {"type": kind, "message": message}
         if isinstance(error, RegistryError):
@@ -365,14 +372,14 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         hint = " (see registryv2 --help)" if isinstance(e, click.UsageError) else ""
         _fail(f"{e.format_message()}{hint}", "UsageError", e.exit_code, None, as_json)
     except ValidationError as e:
-        _fail(f"error: {e}", type(e).__name__, 2, e, as_json)
+        _fail(str(e), type(e).__name__, 2, e, as_json, "error: ")
     except RegistryError as e:
-        _fail(f"error: {e}", type(e).__name__, 1, e, as_json)
+        _fail(str(e), type(e).__name__, 1, e, as_json, "error: ")
     except (KeyboardInterrupt, click.exceptions.Abort) as e:
         # click turns Ctrl-C (and our SIGTERM) into Abort, keeping what it was as the cause.
         if isinstance(e, _Terminated) or isinstance(e.__cause__, _Terminated):
             _fail("terminated", "Terminated", 143, None, as_json)
         _fail("interrupted", "Interrupted", 130, None, as_json)
     except Exception as e:  # a bug of ours: still one line, never a traceback
-        _fail(f"internal error: {type(e).__name__}: {e}", "InternalError", 1, e, as_json)
+        _fail(f"{type(e).__name__}: {e}", "InternalError", 1, e, as_json, "internal error: ")
     _exit_now(status if isinstance(status, int) else 0)
