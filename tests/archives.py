@@ -61,6 +61,7 @@ class SampleImage:
     compression: list[str] = field(default_factory=list)  # per layer: "none" or "gzip"
     architecture: str = "amd64"
     labels: dict[str, str] = field(default_factory=dict)
+    exposed_ports: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.compression:
@@ -73,11 +74,18 @@ class SampleImage:
         ]
 
     def config(self) -> bytes:
+        run: dict[str, object] = {
+            "Env": ["PATH=/usr/bin"],
+            "Cmd": ["/bin/sh"],
+            "Labels": self.labels,
+        }
+        if self.exposed_ports:  # only then: the other images keep their digests
+            run["ExposedPorts"] = {port: {} for port in self.exposed_ports}
         doc = {
             "architecture": self.architecture,
             "os": "linux",
             "created": "2024-01-01T00:00:00Z",
-            "config": {"Env": ["PATH=/usr/bin"], "Cmd": ["/bin/sh"], "Labels": self.labels},
+            "config": run,
             "rootfs": {"type": "layers", "diff_ids": [sha256(x) for x in self.layers]},
             "history": [{"created_by": f"layer {i}"} for i in range(len(self.layers))],
         }

@@ -1,6 +1,5 @@
 """The command as a person meets it: deletes that ask or refuse, help that lists what works,
-shell completion
-and errors in JSON."""
+shell completion, errors in JSON, and what ``inspect`` shows."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from registryv2.cli import main_group
 
 from .archives import simple_image, write_legacy
 from .servers import RegistryServer
-from .test_cli import assert_json_error, assert_one_line_error, ok, run
+from .test_cli import assert_json_error, assert_one_line_error, ok, ok_json, run
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +105,20 @@ def test_json_error_messages_are_the_message_alone(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     error = json.loads(done.stderr)["error"]
     assert error["message"].startswith("checking localhost:1: "), error
+
+
+def test_inspect_shows_exposed_ports_as_json_does(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    image = simple_image(exposed_ports=["80/tcp", "443/tcp", "53/udp"])
+    tar = write_legacy(tmp_path / "app.tar", [image])
+    ok("push", str(tar), f"{registry.host}/{repo}:v1")
+    for target in (f"{registry.host}/{repo}:v1", str(tar)):
+        ports = ok_json("inspect", target)["image"]["config"]["exposed_ports"]
+        assert sorted(ports) == ["443/tcp", "53/udp", "80/tcp"]
+        text = ok("inspect", target).splitlines()
+        assert "ExposedPorts: 443/tcp, 53/udp, 80/tcp" in text, text
+    # An image without ports says nothing of them.
+    plain = write_legacy(tmp_path / "plain.tar", [simple_image()])
+    assert "ExposedPorts" not in ok("inspect", str(plain))
+    assert json.loads(ok("inspect", "--json", str(plain)))["image"]["config"]["exposed_ports"] == {}

@@ -61,6 +61,7 @@ def _image_lines(info: ImageInspect) -> list[str]:
         ("Cmd", " ".join(config.cmd)),
         ("User", config.user),
         ("WorkingDir", config.working_dir or ""),
+        ("ExposedPorts", ", ".join(sorted(config.exposed_ports))),
     ]:
         if value:
             lines.append(f"{label + ':':<14}{value}")
