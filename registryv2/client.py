@@ -25,7 +25,8 @@ class RegistryClient(Registry):
     Args:
         registry: ``host[:port]``, an ``http(s)://`` URL, or a full :class:`RegistryConfig`.
         progress: called with a :class:`~registryv2.events.TransferEvent` as blobs move; or
-            ``True`` for progress bars (tqdm's in a notebook, else drawn on a terminal).
+            ``True`` for progress bars (redrawn on a terminal, one updated output in a
+            notebook, a few plain lines in a log).
         **settings: :class:`RegistryConfig` fields (``workers``, ``chunk_size``, ``timeout``,
             ``retry``, ``resume``...) when ``registry`` is a URL.
 
