@@ -5,6 +5,7 @@ commands that only read an archive) start without importing requests and urllib3
 """
 
 from .api import (
+    attach,
     check_registry_connectivity,
     copy,
     copy_all_tags,
@@ -19,6 +20,7 @@ from .api import (
     push_docker_tar,
     push_docker_tar_with_all_original_tags,
     push_docker_tar_with_original_tags,
+    referrers,
     tag,
 )
 from .archive import ImageArchive
@@ -55,6 +57,7 @@ from .models import (
     Platform,
     PlatformManifest,
     PushResult,
+    Referrer,
     RegistryConfig,
 )
 from .places import DockerArchive, OCIArchive, OCILayout, RegistryImage, parse_place
@@ -83,6 +86,7 @@ __all__ = [
     "PlatformManifest",
     "PushResult",
     "Reference",
+    "Referrer",
     "RegistryClient",
     "RegistryConfig",
     "RegistryError",
@@ -93,6 +97,7 @@ __all__ = [
     "TransferEvent",
     "UnsupportedError",
     "ValidationError",
+    "attach",
     "check_registry_connectivity",
     "copy",
     "copy_all_tags",
@@ -113,6 +118,7 @@ __all__ = [
     "push_docker_tar",
     "push_docker_tar_with_all_original_tags",
     "push_docker_tar_with_original_tags",
+    "referrers",
     "tag",
     "validate_docker_tar",
 ]

@@ -19,12 +19,19 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import operations
+from . import artifacts, operations
 from .client import RegistryClient
 from .engine import TransferEngine
 from .imagecopy import Selection
 from .manifest import sha256_digest
-from .models import DEFAULT_TIMEOUT, DEFAULT_WORKERS, CopyResult, ImageInspect, PushResult
+from .models import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_WORKERS,
+    CopyResult,
+    ImageInspect,
+    PushResult,
+    Referrer,
+)
 from .places import Place
 from .progress import progress_callback
 from .reference import is_digest
@@ -261,6 +268,7 @@ def pull(
     output_path: str | os.PathLike[str] | Place,
     *,
     platform: str | None = None,
+    referrers: bool = False,
     manifest_format: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     **options: Any,
@@ -278,9 +286,8 @@ def pull(
     """
     refs = [references] if isinstance(references, str) else list(references)
     connect = functools.partial(RegistryClient, timeout=timeout, **options)
-    results = operations.pull(
-        refs, output_path, connect, Selection(platform=platform), form=manifest_format
-    )
+    selection = Selection(platform=platform, referrers=referrers)
+    results = operations.pull(refs, output_path, connect, selection, form=manifest_format)
     return [r.image for r in results if r.image is not None]
 
 
@@ -290,6 +297,7 @@ def copy(
     *,
     platform: str | None = None,
     image: str | None = None,
+    referrers: bool = False,
     manifest_format: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     **options: Any,
@@ -302,7 +310,8 @@ def copy(
     Blobs stream between places without a temporary copy, or are mounted within one
     registry; manifests keep their bytes, so the digest is the same on both sides, unless
     ``manifest_format="oci"`` converts Docker manifests to OCI ones (what skopeo 1.9 and umoci
-    need in a layout). ``platform`` takes one image of an index.
+    need in a layout). ``platform`` takes one image of an index. ``referrers=True`` brings
+    every signature, SBOM and attestation that refers to it (and theirs) along, byte for byte.
 
     Example:
         >>> copy("oci:build/out:v1", "localhost:15000/app:v1").digest  # doctest: +SKIP
@@ -311,7 +320,7 @@ def copy(
         'sha256:...'
     """
     connect = functools.partial(RegistryClient, timeout=timeout, **options)
-    selection = Selection(platform=platform, image=image)
+    selection = Selection(platform=platform, image=image, referrers=referrers)
     return operations.copy(
         source, destination, connect, selection, _local_engine(options), form=manifest_format
     )[0]
@@ -321,6 +330,7 @@ def copy_all_tags(
     source: str | os.PathLike[str] | Place,
     destination: str | os.PathLike[str] | Place,
     *,
+    referrers: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     **options: Any,
 ) -> list[CopyResult]:
@@ -333,7 +343,7 @@ def copy_all_tags(
         ['sha256:...', 'sha256:...']
     """
     connect = functools.partial(RegistryClient, timeout=timeout, **options)
-    selection = Selection(all_tags=True)
+    selection = Selection(all_tags=True, referrers=referrers)
     return operations.copy(source, destination, connect, selection, _local_engine(options))
 
 
@@ -349,3 +359,48 @@ def tag(source_ref: str, new_tag: str, *, timeout: float = 10, **options: Any) -
     """
     connect = functools.partial(RegistryClient, timeout=timeout, **options)
     return operations.tag_image(source_ref, [new_tag], connect)[0]
+
+
+def referrers(
+    reference: str,
+    artifact_type: str | None = None,
+    *,
+    timeout: float = 10,
+    **options: Any,
+) -> list[Referrer]:
+    """What refers to an image (signatures, SBOMs, attestations), as a tree: each
+    :class:`Referrer` lists what refers to it in turn. ``reference`` is a registry reference
+    or an image of an archive or layout (``oci:DIR:v1``). Read from the referrers API, or the
+    fallback tag where a registry has none, and cosign's ``.sig``/``.att``/``.sbom`` tags;
+    ``artifact_type`` keeps only that kind at the first level.
+
+    Example:
+        >>> [r.artifact_type for r in referrers("localhost:15000/app:v1")]  # doctest: +SKIP
+        ['application/spdx+json', 'application/vnd.dev.cosign.simplesigning.v1+json']
+    """
+    connect = functools.partial(RegistryClient, timeout=timeout, **options)
+    return list(artifacts.find_referrers(reference, connect, artifact_type).referrers)
+
+
+def attach(
+    reference: str,
+    artifact_type: str,
+    files: str | Sequence[str],
+    annotations: dict[str, str] | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    **options: Any,
+) -> CopyResult:
+    """Attach files to an image as an OCI 1.1 artifact that refers to it (``subject``): an
+    SBOM, a signature, a scan report. Each file is ``PATH[:MEDIA_TYPE]`` (as oras writes it)
+    and becomes a layer named by its file name; the config is OCI's empty one. Where the
+    registry has no referrers API, the image's fallback index lists the artifact.
+
+    Example:
+        >>> attach("localhost:15000/app:v1", "application/spdx+json",
+        ...        ["sbom.spdx.json:application/spdx+json"]).digest  # doctest: +SKIP
+        'sha256:...'
+    """
+    connect = functools.partial(RegistryClient, timeout=timeout, **options)
+    paths = [files] if isinstance(files, str) else list(files)
+    return artifacts.attach_files(reference, connect, artifact_type, paths, annotations)

@@ -78,7 +78,7 @@ def scopes_for(method: str, url: str) -> frozenset[str]:
     path = parts.path
     if path.startswith("/v2/_catalog"):
         return frozenset({"registry:catalog:*"})
-    m = re.match(r"^/v2/(.+?)/(?:manifests|blobs|tags)/", path)
+    m = re.match(r"^/v2/(.+?)/(?:manifests|blobs|tags|referrers)/", path)
     if not m:
         return frozenset()
     repository = m.group(1)

@@ -89,6 +89,10 @@ Connect = Callable[[str], Registry]
 Namer = Callable[[Entry], list[tuple[str, ...]]]
 # An index of indexes is allowed by the spec; deeper than this is not an image.
 MAX_INDEX_DEPTH = 4
+# Referrers of referrers (a signature of an SBOM): followed this deep, no deeper.
+MAX_REFERRER_DEPTH = 4
+# Manifests one copy carries with their referrers: more is a hostile source.
+MAX_REFERRERS = 10_000
 
 
 FORMATS = ("oci",)
@@ -125,7 +129,8 @@ class Selection:
 
     ``platform`` picks one image of an index (default: this machine's); ``all_platforms``
     keeps the whole index; ``all_tags`` takes every entry; ``image`` names one entry of an
-    archive or layout (as ``oci:DIR:NAME`` does).
+    archive or layout (as ``oci:DIR:NAME`` does); ``referrers`` brings every signature, SBOM
+    and attestation that refers to what is copied, and theirs, with it.
 
     Example:
         >>> Selection(platform="all").all_platforms
@@ -136,6 +141,7 @@ class Selection:
     all_platforms: bool = False
     all_tags: bool = False
     image: str | None = None
+    referrers: bool = False
 
     def __post_init__(self) -> None:
         if self.platform == "all":
@@ -208,7 +214,10 @@ def open_source(place: Place, places: Places, selection: Selection) -> ImageSour
         if ref.tag and name.endswith(f":{ref.tag}"):
             name = name[: -len(ref.tag) - 1]
         identifiers = None if selection.all_tags else [ref.identifier]
-        return RegistrySource(places.registry(endpoint), ref.repository, name, identifiers)
+        source = RegistrySource(places.registry(endpoint), ref.repository, name, identifiers)
+        # Referrers' tags come with their images, not as images of their own.
+        source.skip_referrer_tags = selection.referrers
+        return source
     if place.path == STDIO:
         raise ValidationError(
             "reading an archive from standard input is not supported; write it to a file first"
@@ -418,6 +427,51 @@ def plan_image(
     )
 
 
+def plan_referrers(
+    source: ImageSource,
+    subject: PlannedImage,
+    destination: ImageDestination,
+    seen: set[str],
+) -> list[PlannedImage]:
+    """Everything that refers to ``subject`` (to its top manifest, or to a manifest below
+    it), and what refers to those, :data:`MAX_REFERRER_DEPTH` deep, each planned to go where
+    ``destination`` puts a referrer of ``subject``. ``seen`` holds the digests planned
+    already (a cycle, or a referrer of two images, is planned once).
+
+    Example:
+        >>> plan_referrers(registry_source, planned, destination, set())  # doctest: +SKIP
+    """
+    found: list[PlannedImage] = []
+
+    def visit(digest: str, depth: int) -> None:
+        for referral in source.referrers(digest):
+            if referral.digest in seen:
+                continue
+            seen.add(referral.digest)
+            if len(seen) > MAX_REFERRERS:
+                raise ValidationError(
+                    f"{source.label}: more than {MAX_REFERRERS} manifests with their referrers"
+                )
+            manifest = source.manifest(referral.digest)
+            if referral.tag is None and (
+                manifest.subject is None or manifest.subject.digest != digest
+            ):
+                said = manifest.subject.digest if manifest.subject else "nothing"
+                raise ValidationError(
+                    f"{source.label}: {referral.digest} is listed as a referrer of {digest}, "
+                    f"but its subject is {said}"
+                )
+            names = destination.referrer_names(subject, referral)
+            planned = plan_image(source, Entry(manifest), names, Selection(all_platforms=True))
+            found.append(dataclasses.replace(planned, subject=digest, referral=referral))
+            if depth < MAX_REFERRER_DEPTH:
+                visit(referral.digest, depth + 1)
+
+    for manifest in [subject.manifest, *subject.children]:
+        visit(manifest.digest, 1)
+    return found
+
+
 def _opener(data: bytes) -> Callable[[], BinaryIO]:
     return lambda: io.BytesIO(data)
 
@@ -476,7 +530,7 @@ def _check_platform(config: bytes, wanted: Platform, where: str) -> None:
 
 def _inspect(planned: PlannedImage, digest: str, media_type: str) -> ImageInspect | None:
     config, manifest = planned.config, planned.image_manifest
-    if config is None or manifest is None or manifest.config is None:
+    if config is None or manifest is None or manifest.config is None or manifest.is_artifact:
         return None
     image = Image(
         Blob(manifest.config, _opener(config)),
@@ -598,17 +652,34 @@ def copy_places(
     selection = selection or Selection()
     if not sources:
         raise ValidationError("nothing to copy: give at least one source")
+    if form is not None and selection.referrers:
+        raise ValidationError(
+            "--format changes manifest digests, and referrers name their subject by digest: "
+            "carry referrers without converting"
+        )
     with Places(connect) as places:
         target = parse_place(destination, output=output)
         parsed = [parse_place(s) for s in sources]
         opened = [(place, open_source(place, places, selection)) for place in parsed]
         sink, namer = open_destination(target, places, selection.all_tags, stdout)
-        plans = [
-            in_format(plan_image(source, entry, names, selection), form)
+        planned = [
+            (source, plan_image(source, entry, names, selection))
             for place, source in opened
             for entry in choose_entries(source, place, selection)
             for names in namer(entry)
         ]
+        plans = [p for _, p in planned]
+        if selection.referrers:
+            # Referrers belong to a digest, not to a repository: an image put into two
+            # repositories has them in both, and once in each.
+            seen: dict[str, set[str]] = {}
+            for p in plans:
+                seen.setdefault(sink.scope(p), set()).update(
+                    m.digest for m in (p.manifest, *p.children)
+                )
+            for source, subject in planned:
+                plans += plan_referrers(source, subject, sink, seen[sink.scope(subject)])
+        plans = [in_format(p, form) for p in plans]
         if not plans:
             raise ValidationError(f"{', '.join(map(str, parsed))}: no image with a name to copy")
         if not isinstance(target, RegistryImage) and target.ref and len(plans) > 1:

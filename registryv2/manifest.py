@@ -23,6 +23,11 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+# The annotation naming a file of an artifact, as oras writes and reads it.
+ANNOTATION_TITLE = "org.opencontainers.image.title"
+# OCI 1.1's empty descriptor: the config of an artifact that needs none.
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+EMPTY_JSON = b"{}"
 
 IMAGE_MANIFESTS = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
 INDEXES = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
@@ -182,6 +187,22 @@ def to_oci(manifest: ManifestInfo, converted: dict[str, ManifestInfo]) -> Manife
     return parse_manifest(raw, doc["mediaType"], "converted manifest")
 
 
+def artifact_type_of(manifest: ManifestInfo) -> str | None:
+    """What kind of artifact a manifest is: its ``artifactType`` (or the config's media type
+    standing in), else, for cosign's signatures and attestations (plain images under a tag),
+    its first layer's media type.
+
+    Example:
+        >>> cfg = BlobInfo(sha256_digest(b"{}"), 2, OCI_CONFIG)
+        >>> sig = BlobInfo(sha256_digest(b"x"), 1, "application/vnd.dev.cosign.simplesigning.v1")
+        >>> artifact_type_of(parse_manifest(build_manifest(OCI_MANIFEST, cfg, [sig])))
+        'application/vnd.dev.cosign.simplesigning.v1'
+    """
+    if manifest.artifact_type:
+        return manifest.artifact_type
+    return manifest.layers[0].media_type if manifest.layers else None
+
+
 def descriptor(doc: Any, where: str) -> BlobInfo:
     """Check and read a content descriptor: a digest, a size within bounds, a media type.
 
@@ -225,13 +246,32 @@ def _list(doc: dict[str, Any], key: str, where: str) -> list[Any]:
     return value
 
 
+def _annotations(doc: dict[str, Any], where: str) -> dict[str, str]:
+    value = doc.get("annotations")
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValidationError(f"{where}: annotations are not a map of strings")
+    return dict(value)
+
+
+def _artifact_type(doc: dict[str, Any], where: str) -> str | None:
+    value = doc.get("artifactType")
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(f"{where}: artifactType is not a string")
+    return value or None
+
+
 def parse_manifest(
     raw: bytes, media_type: str | None = None, where: str = "manifest"
 ) -> ManifestInfo:
     """Parse manifest or index bytes into a :class:`ManifestInfo`, checking their shape.
 
     ``media_type`` (the ``Content-Type`` it came with) wins over the one inside the document.
-    ``where`` names the manifest in error messages, which are ``ValidationError``.
+    ``where`` names the manifest in error messages, which are ``ValidationError``. OCI 1.1's
+    ``subject``, ``artifactType`` and ``annotations`` are read too.
 
     Example:
         >>> parse_manifest(b'{"schemaVersion": 2, "manifests": []}').is_index
@@ -259,12 +299,28 @@ def parse_manifest(
         for entry in _list(doc, "manifests", where):
             desc = descriptor(entry, where)
             platform = _platform(entry.get("platform"), where)
-            manifests.append(PlatformManifest(desc.digest, desc.size, desc.media_type, platform))
+            manifests.append(
+                PlatformManifest(
+                    desc.digest,
+                    desc.size,
+                    desc.media_type,
+                    platform,
+                    _artifact_type(entry, where),
+                    _annotations(entry, where),
+                )
+            )
     else:
         if "config" not in doc:
             raise ValidationError(f"{where}: has neither config nor manifests")
         config = descriptor(doc["config"], where)
         layers = [descriptor(layer, where) for layer in _list(doc, "layers", where)]
+    subject = descriptor(doc["subject"], f"{where}: subject") if doc.get("subject") else None
+    artifact_type = _artifact_type(doc, where)
+    # As the referrers API reports it: the config's media type stands in for an artifactType
+    # a referrer, or an artifact, did not give.
+    image_config = config is None or config.media_type in (DOCKER_CONFIG, OCI_CONFIG)
+    if artifact_type is None and config is not None and (subject or not image_config):
+        artifact_type = config.media_type
     return ManifestInfo(
         digest=sha256_digest(raw),
         media_type=str(kind),
@@ -274,6 +330,9 @@ def parse_manifest(
         layers=tuple(layers),
         manifests=tuple(manifests),
         raw=raw,
+        subject=subject,
+        artifact_type=artifact_type,
+        annotations=_annotations(doc, where),
     )
 
 

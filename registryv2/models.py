@@ -130,12 +130,15 @@ class Platform:
 
 @dataclass(frozen=True)
 class PlatformManifest:
-    """One entry of an image index (manifest list)."""
+    """One entry of an image index (manifest list); in a referrers index, a referrer with its
+    ``artifact_type`` and ``annotations``."""
 
     digest: str
     size: int
     media_type: str
     platform: Platform | None
+    artifact_type: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,11 @@ class ManifestInfo:
     size: int = 0
     manifests: tuple[PlatformManifest, ...] = ()
     raw: bytes = field(default=b"", repr=False)
+    # OCI 1.1: what the manifest refers to (a signature's image), what kind of artifact it is
+    # (``artifactType``, else an artifact's config media type), and its annotations.
+    subject: BlobInfo | None = None
+    artifact_type: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def is_index(self) -> bool:
@@ -170,6 +178,12 @@ class ManifestInfo:
     def total_size(self) -> int:
         """Bytes of the config plus every layer (0 for an index)."""
         return (self.config.size if self.config else 0) + sum(x.size for x in self.layers)
+
+    @property
+    def is_artifact(self) -> bool:
+        """True for an artifact rather than a runnable image: it has an ``artifactType``
+        (its own, or a config that is not an image config) or refers to a ``subject``."""
+        return bool(self.artifact_type or self.subject)
 
 
 # Docker's time for "no time": what docker shows for an image without a creation date.
@@ -452,3 +466,43 @@ class CopyResult:
     def bytes_moved(self) -> int:
         """Blob bytes this copy moved (0 when the destination had every blob)."""
         return sum(b.bytes_moved for b in self.blobs)
+
+
+@dataclass(frozen=True)
+class Referrer:
+    """Something that refers to an image: a signature, an SBOM, an attestation, with what
+    refers to it in turn.
+
+    Attributes:
+        digest: the referrer's manifest digest.
+        media_type: its manifest's media type.
+        artifact_type: what it is (``application/spdx+json``...), when it says.
+        size: its manifest's size.
+        annotations: its annotations, as listed.
+        found: how it was found: ``api`` (the referrers API), ``fallback`` (the
+            ``sha256-<hex>`` tag's index), ``tag`` (cosign's tags) or ``layout``.
+        tag: the tag it goes under, for cosign's (``sha256-<hex>.sig``).
+        referrers: what refers to this referrer (a signature of an SBOM).
+
+    Example:
+        >>> [r.artifact_type for r in referrers("localhost:15000/app:v1")]  # doctest: +SKIP
+        ['application/spdx+json']
+    """
+
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    size: int
+    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    found: str = "api"
+    tag: str | None = None
+    referrers: tuple[Referrer, ...] = ()
+
+    def walk(self) -> list[Referrer]:
+        """This referrer and every one below it, depth first.
+
+        Example:
+            >>> len(signature.walk())  # doctest: +SKIP
+            1
+        """
+        return [self, *(r for child in self.referrers for r in child.walk())]

@@ -20,6 +20,7 @@ Every job that moves an image is a few lines over :mod:`registryv2.imagecopy`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -45,8 +46,9 @@ from .journal import default_state_dir
 from .manifest import parse_manifest
 from .mirrors import load_mirrors, registry_endpoint
 from .models import BlobInfo, CopyResult, ImageInspect, ManifestInfo, Platform, PushResult
-from .places import Entry, Place, PlannedImage, RegistryImage, parse_place
+from .places import Entry, Place, PlannedImage, Referral, RegistryImage, parse_place
 from .reference import Reference, is_tag, registry_of, registry_reference
+from .referrals import remove_from_fallback
 from .registry import Registry
 from .remote import RegistryDestination, RegistrySource
 
@@ -77,6 +79,10 @@ class OneImage:
     def blob(self, info: BlobInfo) -> Blob:
         """A blob of the image."""
         return self._blobs[info.digest]
+
+    def referrers(self, digest: str, artifact_type: str | None = None) -> list[Referral]:
+        """An image alone has none."""
+        return []
 
     def close(self) -> None:
         """Nothing to release."""
@@ -394,9 +400,7 @@ def copy(
     """
     selection = selection or Selection()
     if selection.platform is None:
-        selection = Selection(
-            all_platforms=True, all_tags=selection.all_tags, image=selection.image
-        )
+        selection = dataclasses.replace(selection, all_platforms=True)
     return copy_places([source], target, connect, selection, engine=engine, form=form)
 
 
@@ -492,7 +496,8 @@ def inspect_reference(
     with _connected(text, connect) as (ref, registry):
         manifest = registry.get_manifest(ref.repository, ref.identifier)
         image = None
-        if not manifest.is_index or platform is not None:
+        # An artifact (a signature, an SBOM) has no platform or creation time to show.
+        if not manifest.is_artifact and (not manifest.is_index or platform is not None):
             image = registry.get_image_info(ref.repository, ref.identifier, platform)
     return Inspection(str(ref), manifest, image)
 
@@ -544,7 +549,9 @@ def plan_deletion(text: str, connect: Connect) -> Deletion:
 
 
 def delete(text: str, connect: Connect, planned: Deletion | None = None) -> Deletion:
-    """Delete the manifest a reference points at (and so every tag on it); what went.
+    """Delete the manifest a reference points at (and so every tag on it); what went. A
+    referrer deleted leaves its subject's fallback index too; what refers to the manifest
+    stays (``registryv2 rm --referrers`` deletes it as well).
 
     Example:
         >>> delete("localhost:15000/app:v1", Registry).digest  # doctest: +SKIP
@@ -552,7 +559,11 @@ def delete(text: str, connect: Connect, planned: Deletion | None = None) -> Dele
     """
     planned = planned or plan_deletion(text, connect)
     with _connected(text, connect) as (ref, registry):
+        manifest = registry.get_manifest(ref.repository, planned.digest)
         registry.delete_image_by_digest(ref.repository, planned.digest)
+        if manifest.subject is not None:
+            subject = manifest.subject.digest
+            remove_from_fallback(registry, ref.repository, subject, [planned.digest])
     return planned
 
 

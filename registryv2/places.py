@@ -12,6 +12,7 @@ one copy path (:mod:`registryv2.imagecopy`) moves images between any two of them
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
@@ -171,6 +172,41 @@ class Entry:
     aliases: tuple[str, ...] = field(default=(), repr=False)
 
 
+# cosign's tags beside an image, named for its digest: sha256-<hex>.sig, .att, .sbom.
+COSIGN_SUFFIXES = (".sig", ".att", ".sbom")
+# The tags referrers go under: the fallback tag, and cosign's beside it.
+REFERRER_TAG = re.compile(r"^sha256-[a-f0-9]{64}(?:\.sig|\.att|\.sbom)?$")
+
+
+def fallback_tag(digest: str) -> str:
+    """The tag that lists a manifest's referrers where a registry has no referrers API
+    (OCI distribution 1.1): ``sha256-<hex>``.
+
+    Example:
+        >>> fallback_tag("sha256:" + "ab" * 32)[:12]
+        'sha256-ababa'
+    """
+    return digest.replace(":", "-", 1)
+
+
+@dataclass(frozen=True)
+class Referral:
+    """A referrer of a manifest, as a place lists it: a descriptor, and where it was found.
+
+    ``tag`` is set for one found under a tag of its own (cosign's ``sha256-<hex>.sig``): it is
+    copied under that tag. ``via`` says how it was found: ``api`` (the referrers API),
+    ``fallback`` (the ``sha256-<hex>`` tag's index), ``tag`` (cosign's tags) or ``layout``.
+    """
+
+    digest: str
+    size: int
+    media_type: str
+    artifact_type: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    tag: str | None = None
+    via: str = "api"
+
+
 class ImageSource(Protocol):
     """What a copy reads: a place's top-level entries, any manifest by digest, blobs."""
 
@@ -188,6 +224,10 @@ class ImageSource(Protocol):
 
     def blob(self, info: BlobInfo) -> Blob:
         """A blob the place holds, to open as a stream (not checked here: the mover hashes)."""
+
+    def referrers(self, digest: str, artifact_type: str | None = None) -> list[Referral]:
+        """What refers to the manifest ``digest`` there (signatures, SBOMs, attestations);
+        only those of ``artifact_type`` when given."""
 
     def close(self) -> None:
         """Release what the source holds open."""
@@ -223,6 +263,10 @@ class PlannedImage:
     # index), and its config, read while planning.
     image_manifest: ManifestInfo | None = None
     config: bytes | None = field(default=None, repr=False)
+    # A referrer: the digest of the manifest it refers to, and the tag it goes under when it
+    # has one of its own (cosign's); it is put after what it refers to.
+    subject: str | None = None
+    referral: Referral | None = None
 
 
 class ImageDestination(Protocol):
@@ -242,6 +286,9 @@ class ImageDestination(Protocol):
     def put_manifests(self, image: PlannedImage, manifest: bytes, media_type: str) -> list[str]:
         """Put the children of ``image``, then ``manifest`` under each of its names; where
         each name went, as the user would write it."""
+
+    def referrer_names(self, subject: PlannedImage, referral: Referral) -> tuple[str, ...]:
+        """The names a referrer of ``subject`` goes under here (its tag, or none)."""
 
     def commit(self) -> None:
         """Make everything written visible, at once where the place allows."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, Self
 
 import requests
@@ -526,9 +526,32 @@ class Registry:
 
         The digest is the sha256 of exactly these bytes; a registry that reports another one is
         an error.
+
+        Example:
+            >>> registry.put_manifest("team/app", "v1", raw, media_type)  # doctest: +SKIP
+            'sha256:...'
         """
+        return self._put_manifest(repository, identifier, manifest, media_type)[0]
+
+    def put_referrer(
+        self, repository: str, identifier: str, manifest: bytes, media_type: str, subject: str
+    ) -> bool:
+        """PUT a manifest that refers to ``subject``; True when the registry says it took the
+        subject (``OCI-Subject``: its referrers API lists it now), False when it did not (the
+        fallback tag must list it).
+
+        Example:
+            >>> registry.put_referrer("app", digest, raw, media_type, subject)  # doctest: +SKIP
+            False
+        """
+        headers = self._put_manifest(repository, identifier, manifest, media_type)[1]
+        return headers.get("OCI-Subject") == subject
+
+    def _put_manifest(
+        self, repository: str, identifier: str, manifest: bytes, media_type: str
+    ) -> tuple[str, Mapping[str, str]]:
         digest = sha256_digest(manifest)
-        what = f"putting manifest {repository}:{identifier}"
+        what = f"putting manifest {_name(repository, identifier)}"
         response = self.transport.request(
             "PUT",
             f"/v2/{repository}/manifests/{identifier}",
@@ -540,4 +563,26 @@ class Registry:
         answered = response.headers.get("Docker-Content-Digest")
         if answered and answered != digest:
             raise RegistryError(f"{what}: the registry stored it as {answered}, not {digest}")
-        return digest
+        return digest, response.headers
+
+    def head_manifest(self, repository: str, identifier: str) -> BlobInfo | None:
+        """The descriptor of the manifest at ``identifier`` (HEAD: digest, size, media type), or
+        None when there is none; nothing is downloaded.
+
+        Example:
+            >>> registry.head_manifest("team/app", "v1").digest  # doctest: +SKIP
+            'sha256:...'
+        """
+        try:
+            response, _ = self._manifest_request("HEAD", repository, identifier)
+        except NotFoundError:
+            return None
+        response.close()
+        digest = response.headers.get("Docker-Content-Digest", "")
+        length = response.headers.get("Content-Length", "")
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        if not is_digest(digest) or not length.isdigit() or not media_type:
+            # A registry that does not say: the manifest itself does.
+            found = self.get_manifest(repository, identifier)
+            return BlobInfo(found.digest, found.size, found.media_type)
+        return BlobInfo(digest, int(length), media_type)

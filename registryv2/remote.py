@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .image import Blob, Uploadable
-from .models import BlobResult, ManifestInfo
-from .places import BlobMover, Entry, PlannedImage
+from .manifest import parse_manifest, sha256_digest
+from .models import BlobInfo, BlobResult, ManifestInfo
+from .places import REFERRER_TAG, BlobMover, Entry, PlannedImage, Referral
 from .reference import is_digest
+from .referrals import add_to_fallback, list_referrers
 from .registry import Registry, check_repository
 
 
@@ -40,12 +42,16 @@ class RegistrySource:
         self.identifiers = identifiers  # None: every tag
         self.label = f"{registry.transport.registry}/{repository}"
         self.home = (registry.transport.registry, repository)
+        self.skip_referrer_tags = False
 
     def entries(self) -> list[Entry]:
-        """The manifest at each identifier (every tag when none was given), named by it."""
+        """The manifest at each identifier (every tag when none was given, less the tags
+        referrers go under when they travel with their images), named by it."""
         identifiers = self.identifiers
         if identifiers is None:
             identifiers = self.registry.list_tags(self.repository)
+            if self.skip_referrer_tags:
+                identifiers = [t for t in identifiers if not REFERRER_TAG.match(t)]
         return [
             Entry(
                 self.registry.get_manifest(self.repository, identifier),
@@ -58,9 +64,14 @@ class RegistrySource:
         """A manifest of the repository by digest (checked against it)."""
         return self.registry.get_manifest(self.repository, digest)
 
-    def blob(self, info: object) -> Blob:
+    def blob(self, info: BlobInfo) -> Blob:
         """A blob of the repository, streamed (and resumed) when opened."""
-        return self.registry.blob(self.repository, info)  # type: ignore[arg-type]
+        return self.registry.blob(self.repository, info)
+
+    def referrers(self, digest: str, artifact_type: str | None = None) -> list[Referral]:
+        """What refers to ``digest`` in the repository (the referrers API or its fallback tag,
+        and cosign's tags)."""
+        return list_referrers(self.registry, self.repository, digest, artifact_type)
 
     def close(self) -> None:
         """Nothing to release: the registry belongs to whoever opened it."""
@@ -77,7 +88,9 @@ class Target:
 class RegistryDestination:
     """A registry being pushed to: each image goes to one repository under its tags.
 
-    The images' names are ``repository:tag`` in this registry.
+    The images' names are ``repository:tag`` in this registry (``repository@digest`` for a
+    referrer put by digest alone). A referrer the registry does not index itself (no
+    ``OCI-Subject`` in its answer) is listed in its subject's fallback index at the commit.
 
     Example:
         >>> destination = RegistryDestination(registry)  # doctest: +SKIP
@@ -87,6 +100,8 @@ class RegistryDestination:
         self.registry = registry
         self.display = display or registry.transport.registry
         self.label = self.display
+        # (repository, subject) -> referrers to list in the subject's fallback index
+        self._fallback: dict[tuple[str, str], list[ManifestInfo]] = {}
 
     def __str__(self) -> str:
         return self.display
@@ -97,6 +112,9 @@ class RegistryDestination:
         repository = ""
         tags: list[str] = []
         for name in image.names:
+            if "@" in name:
+                repository = repository or name.split("@", 1)[0]
+                continue
             repo, _, tag = name.rpartition(":")
             repository = repository or repo
             tags.append(tag)
@@ -106,12 +124,20 @@ class RegistryDestination:
         """Refuse, before any byte moves, a repository or tag that cannot be pushed to."""
         for image in images:
             target = self.target(image)
+            check_repository(target.repository)
             for tag in target.tags:
                 check_repository(target.repository, tag)
 
     def scope(self, image: PlannedImage) -> str:
         """Images going to one repository share one batch of blobs."""
         return self.target(image).repository
+
+    def referrer_names(self, subject: PlannedImage, referral: Referral) -> tuple[str, ...]:
+        """Into the subject's repository: under its own tag (cosign's), else by digest."""
+        repository = self.target(subject).repository
+        if referral.tag:
+            return (f"{repository}:{referral.tag}",)
+        return (f"{repository}@{referral.digest}",)
 
     def move_blobs(self, images: Sequence[PlannedImage], mover: BlobMover) -> dict[str, BlobResult]:
         """Push every blob of ``images`` into their repository, in one parallel batch; blobs
@@ -130,17 +156,35 @@ class RegistryDestination:
 
     def put_manifests(self, image: PlannedImage, manifest: bytes, media_type: str) -> list[str]:
         """Children by digest (a registry checks an index's entries are there), then the
-        manifest under each tag."""
+        manifest under each tag (by digest when it has none)."""
         target = self.target(image)
+        repository = target.repository
         # Children before parents: image.children is in that order.
         for child in image.children:
-            self.registry.put_manifest(target.repository, child.digest, child.raw, child.media_type)
-        for tag in target.tags:
-            self.registry.put_manifest(target.repository, tag, manifest, media_type)
-        return [f"{self.display}/{target.repository}:{tag}" for tag in target.tags]
+            self.registry.put_manifest(repository, child.digest, child.raw, child.media_type)
+        digest = sha256_digest(manifest)
+        identifiers = target.tags or (digest,)
+        for identifier in identifiers:
+            if image.subject and not target.tags:
+                taken = self.registry.put_referrer(
+                    repository, identifier, manifest, media_type, image.subject
+                )
+                if not taken:
+                    self._fallback.setdefault((repository, image.subject), []).append(
+                        parse_manifest(manifest, media_type)
+                    )
+            else:
+                self.registry.put_manifest(repository, identifier, manifest, media_type)
+        if not target.tags:
+            return [f"{self.display}/{repository}@{digest}"]
+        return [f"{self.display}/{repository}:{tag}" for tag in target.tags]
 
     def commit(self) -> None:
-        """Nothing more: a tag is in place once its manifest is put."""
+        """List the referrers the registry did not index in their subjects' fallback
+        indexes (each read, extended and put back once)."""
+        for (repository, subject), referrers in self._fallback.items():
+            add_to_fallback(self.registry, repository, subject, referrers)
+        self._fallback.clear()
 
     def abort(self) -> None:
         """Nothing to undo: no manifest went up before every blob was there."""

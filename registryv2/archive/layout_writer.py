@@ -13,6 +13,7 @@ every blob it names, as they were: the layout stays readable.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -22,18 +23,17 @@ from typing import Any, BinaryIO
 
 from ..exceptions import ArchiveWriteError, TarReadError, ValidationError
 from ..image import Blob
-from ..manifest import MAX_MANIFEST_SIZE, OCI_INDEX, load_json
+from ..manifest import MAX_MANIFEST_SIZE, OCI_INDEX, load_json, parse_manifest
 from ..models import BlobResult
-from ..places import BlobMover, PlannedImage
+from ..places import BlobMover, PlannedImage, Referral
 from .layout import (
     ANNOTATION_IMAGE_NAME,
     ANNOTATION_REF_NAME,
     LAYOUT_VERSIONS,
     OCI_LAYOUT,
     blob_path,
-    name_annotations,
 )
-from .writer import _File, _Slot
+from .writer import _File, _Slot, index_entries
 
 
 def _name_of(annotations: Any) -> str | None:
@@ -175,17 +175,18 @@ class LayoutWriter:
         """Keep the manifests to write, and the ``index.json`` entries to add, for the commit."""
         for child in image.children:
             self._manifests[child.digest] = child.raw
-        from ..manifest import sha256_digest
-
-        digest = sha256_digest(manifest)
-        self._manifests[digest] = manifest
-        descriptor = {"mediaType": media_type, "digest": digest, "size": len(manifest)}
+        planned = image
+        if manifest != image.manifest.raw:
+            planned = dataclasses.replace(image, manifest=parse_manifest(manifest, media_type))
+        self._manifests[planned.manifest.digest] = manifest
+        self._entries += index_entries(planned)
         if not image.names:
-            self._entries.append(descriptor)
-            return [str(self)]
-        for name in image.names:
-            self._entries.append({**descriptor, "annotations": name_annotations(name)})
+            return [f"{self}@{planned.manifest.digest}"]
         return [f"{self}:{name}" for name in image.names]
+
+    def referrer_names(self, subject: PlannedImage, referral: Referral) -> tuple[str, ...]:
+        """Its own tag (cosign's), or none: found through its subject."""
+        return (referral.tag,) if referral.tag else ()
 
     # -- commit ------------------------------------------------------------------------------
 
@@ -222,7 +223,7 @@ class LayoutWriter:
     def _merged(self, existing: list[Any]) -> list[Any]:
         """The entries there are, less those named as a new one, then the new ones."""
         names = {_name_of(e.get("annotations")) for e in self._entries} - {None}
-        unnamed = {e["digest"] for e in self._entries if "annotations" not in e}
+        unnamed = {e["digest"] for e in self._entries if not _name_of(e.get("annotations"))}
         kept = [
             e
             for e in existing

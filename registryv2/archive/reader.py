@@ -37,6 +37,7 @@ from ..manifest import (
     MAX_CONFIG_SIZE,
     MAX_MANIFEST_SIZE,
     OCI_CONFIG,
+    artifact_type_of,
     build_manifest,
     check_digest,
     descriptor,
@@ -47,7 +48,7 @@ from ..manifest import (
     sniff_compression,
 )
 from ..models import BlobInfo, ImageConfig, ManifestInfo
-from ..places import Entry
+from ..places import COSIGN_SUFFIXES, REFERRER_TAG, Entry, Referral
 from ..reference import normalize_archive_tag
 from .directory import DirectoryStore
 from .layout import (
@@ -68,6 +69,8 @@ MAX_INDEX_DEPTH = 4
 # Entries a message lists before it says how many more there are.
 _LISTED = 8
 _HEX_NAME = re.compile(r"(?:^|/)(?:blobs/sha256/)?([a-f0-9]{64})(?:\.tar)?$")
+# The names referrers go under: the fallback tag, and cosign's tags beside it.
+_REFERRER_TAG = re.compile(r"^sha256-[a-f0-9]{64}(?:\.sig|\.att|\.sbom)?$")
 _HASH_BUFFER = 1024 * 1024
 
 
@@ -160,6 +163,7 @@ class ImageArchive:
         self._manifests: dict[str, ManifestInfo] = {}
         self._names: dict[str, str] = {}  # blob digest -> member, where not blobs/<alg>/<hex>
         self._docker: list[_DockerImage] = []
+        self._referrals: dict[str, list[Referral]] = {}  # subject digest -> its referrers
         try:
             self._entries = self._read()
         except BaseException:
@@ -180,7 +184,7 @@ class ImageArchive:
         store = self._store
         kind = "layout" if self.is_layout else "archive"
         self._check_layout_version()
-        tops = self._index_tops()
+        tops = self._without_referrers(self._index_tops())
         if "manifest.json" in store and not self.is_layout:
             self._read_manifest_json(tops)
         entries = [
@@ -254,6 +258,56 @@ class ImageArchive:
             top.names += [n for n in names if n not in top.names]
             top.aliases += [a for a in aliases if a not in top.aliases]
         return list(tops.values())
+
+    def _without_referrers(self, tops: list[_Top]) -> list[_Top]:
+        """The entries that are images; referrers are kept apart, under what they refer to:
+        manifests with a ``subject``, cosign's ``sha256-<hex>.sig`` (``.att``, ``.sbom``), and
+        what a fallback ``sha256-<hex>`` index lists."""
+        images = []
+        for top in tops:
+            manifest = self.manifest(top.info.digest, top.info.media_type)
+            names = [*top.names, *top.aliases]
+            tagged = [t for t in (n.rsplit(":", 1)[-1] for n in names) if REFERRER_TAG.match(t)]
+            if manifest.subject is not None:
+                self._refer(manifest.subject.digest, manifest, None, "layout")
+            elif tagged and tagged[0].endswith(COSIGN_SUFFIXES):
+                subject = "sha256:" + tagged[0][7:71]
+                self._refer(subject, manifest, tagged[0], "layout")
+            elif tagged and manifest.is_index:
+                subject = "sha256:" + tagged[0][7:71]
+                for entry in manifest.manifests:
+                    if blob_path(entry.digest) in self._store:
+                        self._refer(subject, self.manifest(entry.digest), None, "fallback")
+            else:
+                images.append(top)
+        return images
+
+    def _refer(self, subject: str, manifest: ManifestInfo, tag: str | None, via: str) -> None:
+        listed = self._referrals.setdefault(subject, [])
+        if all(r.digest != manifest.digest for r in listed):
+            listed.append(
+                Referral(
+                    manifest.digest,
+                    manifest.size,
+                    manifest.media_type,
+                    artifact_type_of(manifest),
+                    dict(manifest.annotations),
+                    tag,
+                    via,
+                )
+            )
+
+    def referrers(self, digest: str, artifact_type: str | None = None) -> list[Referral]:
+        """What refers to the manifest ``digest`` in the archive or layout: manifests whose
+        ``subject`` it is, cosign's tags for it, and what its fallback index lists; only those
+        of ``artifact_type`` when given.
+
+        Example:
+            >>> [r.artifact_type for r in archive.referrers(digest)]  # doctest: +SKIP
+            ['application/spdx+json']
+        """
+        found = self._referrals.get(digest, [])
+        return [r for r in found if artifact_type is None or r.artifact_type == artifact_type]
 
     def _read_manifest_json(self, tops: list[_Top]) -> None:
         store = self._store

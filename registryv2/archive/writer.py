@@ -32,7 +32,7 @@ from ..exceptions import ArchiveWriteError, CancelledError, RegistryV2Error, Val
 from ..image import Blob
 from ..manifest import OCI_INDEX, host_platform
 from ..models import BlobResult, ManifestInfo
-from ..places import BlobMover, PlannedImage
+from ..places import BlobMover, PlannedImage, Referral
 from .layout import OCI_LAYOUT, blob_path, name_annotations
 
 _BLOCK = tarfile.BLOCKSIZE
@@ -160,22 +160,35 @@ class _Slot(io.RawIOBase):
         return self._file.pread(min(size, self.blob.size - position), self._offset + position)
 
 
-def index_document(images: Sequence[PlannedImage]) -> bytes:
-    """``index.json`` for ``images``: an entry per name (with its annotations), or one without.
+def index_entries(image: PlannedImage) -> list[dict[str, Any]]:
+    """The ``index.json`` entries of one image: one per name (with its annotations), or one
+    without; a referrer's carries its ``artifactType`` and annotations, as a referrers index
+    does, and a name only when it has a tag of its own (cosign's).
 
     Example:
-        >>> json.loads(index_document([planned]))["manifests"][0]["annotations"]  # doctest: +SKIP
+        >>> index_entries(planned)[0]["annotations"]  # doctest: +SKIP
         {'io.containerd.image.name': 'docker.io/library/nginx:alpine', ...}
     """
-    entries: list[dict[str, Any]] = []
-    for image in images:
-        m = image.manifest
-        descriptor = {"mediaType": m.media_type, "digest": m.digest, "size": m.size}
-        names = image.names or ((),)
-        for name in names:
-            entries.append(
-                {**descriptor, "annotations": name_annotations(name)} if name else descriptor
-            )
+    m = image.manifest
+    descriptor: dict[str, Any] = {"mediaType": m.media_type, "digest": m.digest, "size": m.size}
+    if image.subject is not None:
+        if m.artifact_type:
+            descriptor["artifactType"] = m.artifact_type
+        if m.annotations and not image.names:
+            descriptor["annotations"] = dict(m.annotations)
+    if not image.names:
+        return [descriptor]
+    return [{**descriptor, "annotations": name_annotations(name)} for name in image.names]
+
+
+def index_document(images: Sequence[PlannedImage]) -> bytes:
+    """``index.json`` for ``images``: their entries (:func:`index_entries`), in order.
+
+    Example:
+        >>> json.loads(index_document([planned]))["manifests"][0]["digest"]  # doctest: +SKIP
+        'sha256:...'
+    """
+    entries = [entry for image in images for entry in index_entries(image)]
     doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
     return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -209,6 +222,8 @@ def manifest_json(images: Sequence[PlannedImage]) -> bytes:
     """
     docs = []
     for image in images:
+        if image.subject is not None:
+            continue  # a signature, an SBOM: never an image to load
         manifest = _docker_image(image)
         if manifest is None or manifest.config is None:
             continue
@@ -341,6 +356,10 @@ class ArchiveWriter:
     def put_manifests(self, image: PlannedImage, manifest: bytes, media_type: str) -> list[str]:
         """Nothing to put: the manifests went in with the layout; where each name went."""
         return [f"{self}:{name}" for name in image.names] or [str(self)]
+
+    def referrer_names(self, subject: PlannedImage, referral: Referral) -> tuple[str, ...]:
+        """Its own tag (cosign's), or none: found through its subject."""
+        return (referral.tag,) if referral.tag else ()
 
     def __str__(self) -> str:
         return f"{'docker' if self.docker else 'oci'}-archive:{self.path}"
@@ -500,6 +519,10 @@ class StreamWriter:
     def put_manifests(self, image: PlannedImage, manifest: bytes, media_type: str) -> list[str]:
         """Nothing to put: the manifests went first; where each name went."""
         return [f"-:{name}" for name in image.names] or ["-"]
+
+    def referrer_names(self, subject: PlannedImage, referral: Referral) -> tuple[str, ...]:
+        """Its own tag (cosign's), or none: found through its subject."""
+        return (referral.tag,) if referral.tag else ()
 
     def commit(self) -> None:
         """End the tar and flush."""

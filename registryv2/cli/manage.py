@@ -15,17 +15,25 @@ from .app import Declined, main_group, session
 @main_group.command(name="rm")
 @click.argument("reference", metavar="REF")
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
-def remove(reference: str, yes: bool) -> None:
+@click.option(
+    "--referrers",
+    is_flag=True,
+    help="Delete what refers to the image too: its signatures, SBOMs, attestations (and "
+    "theirs), cosign's tags and the fallback index.",
+)
+def remove(reference: str, yes: bool, referrers: bool) -> None:
     """Delete the manifest REF points at (by tag or digest), and with it every tag on it.
 
     Registries delete manifests, not tags: the tags that go too are listed, and you are asked
     first; without a terminal to ask on, rm refuses (exit 2) unless given -y. Answering no
-    deletes nothing (exit 1).
+    deletes nothing (exit 1). What refers to the image stays unless --referrers; deleting a
+    referrer takes it out of its image's fallback index.
 
     \b
     Examples:
       registryv2 rm localhost:15000/team/app:v1      # asks first
       registryv2 rm -y localhost:15000/team/app:v1   # in a script
+      registryv2 rm -y --referrers localhost:15000/team/app:v1
     """
     from .. import operations
 
@@ -34,6 +42,8 @@ def remove(reference: str, yes: bool) -> None:
     planned = operations.plan_deletion(reference, connect)
     going = ", ".join(planned.tags) or "no tag"
     what = f"{planned.repository}@{planned.digest} and its tags ({going})"
+    if referrers:
+        what += ", with everything that refers to it"
     if not yes:
         if not sys.stdin.isatty():
             raise ValidationError(
@@ -42,11 +52,23 @@ def remove(reference: str, yes: bool) -> None:
             )
         if not click.confirm(f"Delete {what}?", err=True):
             raise Declined("nothing deleted")
-    operations.delete(reference, connect, planned)
+    gone: list[str] = []
+    if referrers:
+        from .. import artifacts
+
+        gone = artifacts.delete_with_referrers(reference, connect)[1]
+    else:
+        operations.delete(reference, connect, planned)
+    also = f"; {len(gone)} referrer manifests with it" if referrers else ""
     s.result(
-        {"repository": planned.repository, "digest": planned.digest, "tags": list(planned.tags)},
-        [f"Deleted {planned.repository}@{planned.digest} (tags: {going})"],
-        [planned.digest],
+        {
+            "repository": planned.repository,
+            "digest": planned.digest,
+            "tags": list(planned.tags),
+            "referrers": gone,
+        },
+        [f"Deleted {planned.repository}@{planned.digest} (tags: {going}){also}"],
+        [planned.digest, *gone],
     )
 
 

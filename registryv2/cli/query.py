@@ -1,7 +1,8 @@
-"""Commands that look: ls, tags, inspect, digest, check, validate."""
+"""Commands that look: ls, tags, inspect, referrers, digest, check, validate."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -10,7 +11,8 @@ import click
 
 from ..archive.inspect import inspect_entry, verify_docker_tar
 from ..exceptions import RegistryError, ValidationError
-from ..models import ImageInspect, ManifestInfo
+from ..manifest import ANNOTATION_TITLE as TITLE
+from ..models import ImageInspect, ManifestInfo, Referrer
 from ..places import RegistryImage, parse_place
 from ..progress import human_bytes
 from .app import main_group, session
@@ -69,6 +71,38 @@ def _image_lines(info: ImageInspect) -> list[str]:
     lines += [f"Label:        {k}={v}" for k, v in sorted(config.labels.items())]
     lines.append(f"Layers:       {len(info.layers)}, {human_bytes(info.size)}")
     lines += [f"  {x.digest}  {human_bytes(x.size):>10}  {x.media_type}" for x in info.layers]
+    return lines
+
+
+def _artifact_doc(m: ManifestInfo) -> dict[str, Any]:
+    """What an artifact is: its type, what it refers to, its files and annotations."""
+    layers = json.loads(m.raw).get("layers") or []
+    return {
+        "artifact_type": m.artifact_type,
+        "subject": m.subject.digest if m.subject else None,
+        "annotations": m.annotations,
+        "files": [
+            {
+                "title": (layer.get("annotations") or {}).get(TITLE),
+                "digest": layer.get("digest"),
+                "size": layer.get("size"),
+                "media_type": layer.get("mediaType"),
+            }
+            for layer in layers
+            if isinstance(layer, dict)
+        ],
+    }
+
+
+def _artifact_lines(doc: dict[str, Any]) -> list[str]:
+    lines = [f"Artifact type: {doc['artifact_type']}"]
+    if doc["subject"]:
+        lines.append(f"Subject:       {doc['subject']}")
+    lines += [f"Annotation:    {k}={v}" for k, v in sorted(doc["annotations"].items())]
+    lines.append(f"Files:         {len(doc['files'])}")
+    for f in doc["files"]:
+        size = human_bytes(f["size"]) if isinstance(f["size"], int) else "?"
+        lines.append(f"  {f['digest']}  {size:>10}  {f['media_type']}  {f['title'] or ''}".rstrip())
     return lines
 
 
@@ -131,12 +165,14 @@ def inspect(target: str, raw: bool, platform: str | None, image: str | None) -> 
         sys.stdout.buffer.write(found.manifest.raw)
         return
     m = found.manifest
+    artifact = _artifact_doc(m) if m.is_artifact else None
     doc: dict[str, Any] = {
         "reference": found.reference,
         "digest": m.digest,
         "media_type": m.media_type,
         "platforms": _platforms(m) if m.is_index else None,
         "image": found.image.model_dump() if found.image else None,
+        "artifact": artifact,
     }
     lines = [
         f"Reference:    {found.reference}",
@@ -146,9 +182,67 @@ def inspect(target: str, raw: bool, platform: str | None, image: str | None) -> 
     if m.is_index:
         lines.append(f"Platforms:    {len(m.manifests)}")
         lines += [f"  {p['platform'] or '?':<16} {p['digest']}" for p in _platforms(m)]
-    if found.image:
+    if artifact is not None:
+        lines += _artifact_lines(artifact)
+    elif found.image:
         lines += _image_lines(found.image)
     s.result(doc, lines, [m.digest])
+
+
+def _tree_lines(referrers: tuple[Referrer, ...], indent: str = "") -> list[str]:
+    lines = []
+    for n, r in enumerate(referrers):
+        last = n == len(referrers) - 1
+        how = f"tag {r.tag}" if r.tag else r.found
+        lines.append(
+            f"{indent}{'└── ' if last else '├── '}{r.digest}  {r.artifact_type or r.media_type}"
+            f"  ({how})"
+        )
+        lines += _tree_lines(r.referrers, indent + ("    " if last else "│   "))
+    return lines
+
+
+def _referrer_doc(r: Referrer) -> dict[str, Any]:
+    return {
+        "digest": r.digest,
+        "media_type": r.media_type,
+        "artifact_type": r.artifact_type,
+        "size": r.size,
+        "annotations": r.annotations,
+        "found": r.found,
+        "tag": r.tag,
+        "referrers": [_referrer_doc(child) for child in r.referrers],
+    }
+
+
+@main_group.command()
+@click.argument("reference", metavar="REF|PLACE")
+@click.option("--artifact-type", help="Only referrers of this artifact type (at the first level).")
+def referrers(reference: str, artifact_type: str | None) -> None:
+    """Show what refers to an image: signatures, SBOMs, attestations, and what refers to them.
+
+    Read from the registry's referrers API, else its fallback tag (sha256-<hex>), and
+    cosign's .sig/.att/.sbom tags; or from an archive or OCI layout.
+
+    \b
+    Examples:
+      registryv2 referrers localhost:15000/team/app:v1
+      registryv2 referrers --artifact-type application/spdx+json localhost:15000/team/app:v1
+      registryv2 referrers --json oci:bundle:v1
+    """
+    from .. import artifacts
+
+    s = session()
+    found = artifacts.find_referrers(reference, s.connector(), artifact_type)
+    s.result(
+        {
+            "reference": found.reference,
+            "digest": found.digest,
+            "referrers": [_referrer_doc(r) for r in found.referrers],
+        },
+        [f"{found.reference}@{found.digest}", *_tree_lines(found.referrers)],
+        [r.digest for top in found.referrers for r in top.walk()],
+    )
 
 
 @main_group.command()

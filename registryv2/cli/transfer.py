@@ -1,4 +1,4 @@
-"""Commands that move images: push, pull, copy, tag."""
+"""Commands that move images: push, pull, copy, tag, attach."""
 
 from __future__ import annotations
 
@@ -24,13 +24,23 @@ Places are written as skopeo writes them:
 
 
 def _selection(
-    platform: str | None, all_platforms: bool, all_tags: bool = False, image: str | None = None
+    platform: str | None,
+    all_platforms: bool,
+    all_tags: bool = False,
+    image: str | None = None,
+    referrers: bool = False,
 ) -> Selection:
     from ..imagecopy import Selection
 
     if platform == "all":
         platform, all_platforms = None, True
-    return Selection(platform=platform, all_platforms=all_platforms, all_tags=all_tags, image=image)
+    return Selection(
+        platform=platform,
+        all_platforms=all_platforms,
+        all_tags=all_tags,
+        image=image,
+        referrers=referrers,
+    )
 
 
 def _pushed(results: list[CopyResult], target: str) -> dict[str, Any]:
@@ -54,6 +64,12 @@ def _pushed(results: list[CopyResult], target: str) -> dict[str, Any]:
 PLATFORM = click.option(
     "--platform",
     help="os/arch[/variant] to take from a multi-platform image; all: the whole index.",
+)
+REFERRERS = click.option(
+    "--referrers",
+    is_flag=True,
+    help="Bring what refers to each image along: signatures, SBOMs, attestations (and theirs), "
+    "byte for byte, so they still verify on the other side.",
 )
 FORMAT = click.option(
     "--format",
@@ -83,6 +99,7 @@ ALL_PLATFORMS = click.option(
 @click.option("--image", help="Which image of a multi-image archive or layout: a name or #N.")
 @PLATFORM
 @ALL_PLATFORMS
+@REFERRERS
 @FORMAT
 @click.option(
     "--chunk-size",
@@ -108,6 +125,7 @@ def push(
     image: str | None,
     platform: str | None,
     all_platforms: bool,
+    referrers: bool,
     form: str | None,
     chunk_size: int | None,
     compress: str | None,
@@ -137,7 +155,7 @@ def push(
         source,
         target,
         connect,
-        _selection(platform, all_platforms, all_tags, image),
+        _selection(platform, all_platforms, all_tags, image, referrers),
         compress=compress,
         engine=s.local_engine,
         form=form,
@@ -171,12 +189,14 @@ def _image_doc(result: CopyResult) -> dict[str, Any]:
 )
 @PLATFORM
 @ALL_PLATFORMS
+@REFERRERS
 @FORMAT
 def pull(
     references: tuple[str, ...],
     output: str,
     platform: str | None,
     all_platforms: bool,
+    referrers: bool,
     form: str | None,
 ) -> None:
     """Pull images into one archive that docker load and OCI tools read, or an OCI layout.
@@ -201,7 +221,7 @@ def pull(
         references,
         output,
         s.connector(),
-        _selection(platform, all_platforms),
+        _selection(platform, all_platforms, referrers=referrers),
         s.local_engine,
         form=form,
     )
@@ -233,6 +253,7 @@ def pull(
     help="Copy a multi-platform index whole (the default here; accepted as skopeo takes it).",
 )
 @click.option("--image", help="Which image of a multi-image archive or layout: a name or #N.")
+@REFERRERS
 @FORMAT
 def copy(
     source: str,
@@ -241,6 +262,7 @@ def copy(
     platform: str | None,
     all_platforms: bool,
     image: str | None,
+    referrers: bool,
     form: str | None,
 ) -> None:
     """Copy an image, or a multi-platform index whole, from SRC to DEST, keeping its digest.
@@ -264,7 +286,7 @@ def copy(
         source,
         target,
         s.connector(),
-        _selection(platform, all_platforms, all_tags, image),
+        _selection(platform, all_platforms, all_tags, image, referrers),
         s.local_engine,
         form=form,
     )
@@ -300,4 +322,58 @@ def tag(source: str, new_tags: tuple[str, ...]) -> None:
         {"source": source, "digest": digest, "tagged": tagged},
         [f"{t}@{digest}" for t in tagged],
         [digest],
+    )
+
+
+@main_group.command()
+@click.argument("reference", metavar="REF")
+@click.argument("files", metavar="FILE...", nargs=-1, required=True)
+@click.option(
+    "--artifact-type",
+    required=True,
+    help="What the artifact is, a media type: application/spdx+json, application/sarif+json...",
+)
+@click.option(
+    "--annotation",
+    "-a",
+    "annotations",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An annotation of the artifact (again for more).",
+)
+def attach(
+    reference: str, files: tuple[str, ...], artifact_type: str, annotations: tuple[str, ...]
+) -> None:
+    """Attach FILEs to the image at REF, as an OCI 1.1 artifact that refers to it.
+
+    Each FILE is PATH[:MEDIA_TYPE] (as oras writes it; application/octet-stream when not
+    given) and goes up as a layer named by its file name. Where the registry has no referrers
+    API, the image's fallback index (tag sha256-<hex>) lists the artifact. Prints where it went.
+
+    \b
+    Example:
+      registryv2 attach localhost:15000/team/app:v1 --artifact-type application/spdx+json \\
+          sbom.spdx.json:application/spdx+json
+    """
+    from .. import artifacts
+    from ..exceptions import ValidationError
+
+    parsed: dict[str, str] = {}
+    for text in annotations:
+        key, equals, value = text.partition("=")
+        if not equals or not key:
+            raise ValidationError(f"invalid annotation {text!r}: write KEY=VALUE")
+        parsed[key] = value
+    s = session()
+    s.show_progress("Attaching")
+    result = artifacts.attach_files(reference, s.connector(), artifact_type, files, parsed)
+    s.result(
+        {
+            "reference": reference,
+            "digest": result.digest,
+            "artifact_type": artifact_type,
+            "written": list(result.destination),
+        },
+        list(result.destination),
+        [result.digest],
     )
