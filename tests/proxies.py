@@ -21,10 +21,14 @@ never reaches the registry. Faults are asked for in advance:
 
 ``uploaded`` and ``downloaded`` count the blob body bytes that crossed the proxy, failed
 requests included: what a push or a pull cost on the wire.
+
+:class:`Link` is a link rather than a proxy: it relays bytes as TCP carries them, so a request
+it cuts off reaches the registry in part. It can be slow, and reset every so many bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import socket
@@ -299,6 +303,116 @@ def _exactly(rfile: io.BufferedIOBase, length: int) -> Iterator[bytes]:
             raise _Reset
         length -= len(piece)
         yield piece
+
+
+class Link(Closing):
+    """A network link to ``upstream`` as TCP sees it: bytes relayed both ways as they come,
+    nothing parsed and nothing held back, so a request cut off on the way reaches the server in
+    part (as it does without a buffering proxy in front of a registry).
+
+    ``rate`` (bytes/s, 0 for as fast as it goes) paces what goes upstream, shared by every
+    connection, as one uplink is; ``reset_every`` resets the connection whose bytes cross each
+    multiple of that many upstream bytes. Both may change while the link carries traffic.
+    ``uploaded`` counts the bytes that went upstream (headers included), ``resets`` the
+    connections broken. Use ``link.host`` in place of the server's.
+    """
+
+    _PIECE = 16384
+    # What the link itself holds on the way: a slow link must not hide megabytes in buffers.
+    _BUFFER = 131072
+
+    def __init__(self, upstream: str, *, rate: float = 0, reset_every: int = 0) -> None:
+        self.upstream = upstream
+        self.rate = rate
+        self.reset_every = reset_every
+        self.uploaded = 0
+        self.resets = 0
+        self._next_send = 0.0
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._half_closed: set[socket.socket] = set()
+        self._socket = socket.socket()
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._BUFFER)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(64)
+        self.host = f"127.0.0.1:{self._socket.getsockname()[1]}"
+        self.url = f"http://{self.host}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        host, port = self.upstream.rsplit(":", 1)
+        while True:
+            try:
+                client, _ = self._socket.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection((host, int(port)), timeout=10)
+            except OSError:
+                reset(client)
+                continue
+            server.settimeout(None)
+            for s in (client, server):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._connections |= {client, server}
+            pair = (client, server)
+            threading.Thread(target=self._pump, args=(*pair, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, up: bool) -> None:
+        try:
+            while piece := source.recv(self._PIECE):
+                if up:
+                    piece = self._upstream(piece, source, target)
+                target.sendall(piece)
+            target.shutdown(socket.SHUT_WR)
+            with self._lock:
+                # The other direction ended first: the connection is over.
+                over = source in self._half_closed or target in self._half_closed
+                self._half_closed.add(target)
+            if not over:
+                return
+        except (OSError, _Reset):
+            pass
+        with self._lock:
+            self._connections -= {source, target}
+            self._half_closed -= {source, target}
+        for s in (source, target):
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def _upstream(self, piece: bytes, client: socket.socket, server: socket.socket) -> bytes:
+        """Pace ``piece``; forward it whole, or up to a reset and then break the connection."""
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_send)
+            self._next_send = start + (len(piece) / self.rate if self.rate else 0)
+            cut = None
+            if self.reset_every:
+                crossed = (self.uploaded + len(piece)) // self.reset_every
+                if crossed > self.uploaded // self.reset_every:
+                    cut = crossed * self.reset_every - self.uploaded
+            self.uploaded += len(piece) if cut is None else cut
+        if start > now:
+            time.sleep(start - now)
+        if cut is None:
+            return piece
+        with contextlib.suppress(OSError):
+            server.sendall(piece[:cut])
+        with self._lock:
+            self.resets += 1
+        reset(server)
+        reset(client)
+        raise _Reset
+
+    def close(self) -> None:
+        self._socket.close()
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for s in connections:
+            with contextlib.suppress(OSError):
+                s.close()
 
 
 class SilentServer(Closing):

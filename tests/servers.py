@@ -34,13 +34,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The Debian package of each peer whose name differs from its command's.
+_PACKAGES = {"nginx": "nginx-light"}
+
+
 def require(binary: str) -> str:
-    path = shutil.which(binary)
+    # Daemons live in sbin, which a user's PATH may leave out.
+    path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin")
     if path is None:
         # Integration tests never skip: a missing peer is a broken setup, said plainly.
         raise RuntimeError(
-            f"{binary} is not installed (Debian: apt-get install "
-            f"{'docker-registry' if binary == 'docker-registry' else binary})"
+            f"{binary} is not installed (Debian: apt-get install {_PACKAGES.get(binary, binary)})"
         )
     return path
 
