@@ -29,7 +29,7 @@ from .journal import UploadJournal
 from .models import DEFAULT_CHUNK_SIZE, SMALL_BLOB_WIDTH, BlobResult
 from .retry import RetryNotice, retry_scope
 from .transport import Transport
-from .upload import BlobUpload
+from .upload import BlobUpload, LinkBreaks
 
 _B = TypeVar("_B", bound=Uploadable)
 
@@ -112,6 +112,7 @@ class TransferEngine:
         self._pool: ThreadPoolExecutor | None = None
         self._range_pool: ThreadPoolExecutor | None = None
         self._large = threading.Semaphore(workers)  # places for blobs larger than a chunk
+        self._breaks = LinkBreaks()  # one link to the registry, whichever blob crosses it
 
     def close(self) -> None:
         """Stop the worker threads."""
@@ -256,6 +257,7 @@ class TransferEngine:
                 mount_from=mount_from if mount_from != repository else None,
                 cancel=cancel,
                 emit=self._emit,
+                breaks=self._breaks,
             )
             result = upload.run()
             self.remember(result.digest, repository)

@@ -2,9 +2,11 @@
 
 Every blob moved gives ``start``, then ``progress`` (``bytes_done`` rises, and falls back when a
 resumed transfer restarts from an earlier offset), then ``done``; a ``retry`` says a step failed
-and is tried again after ``delay`` seconds; ``error`` says the blob failed for good. A ``plan``
-event comes first, with the number of blobs and their total size, so that a bar can show a total
-and an ETA.
+and is tried again after ``delay`` seconds; ``error`` says the blob failed for good. An upload
+that continues where an earlier run left it says so with ``resume``: ``bytes_done`` is what the
+registry held already, moved by no one in this run (a rate counts from there). A ``plan`` event
+comes first, with the number of blobs and their total size, so that a bar can show a total and
+an ETA.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 BlobAction = Literal["exists", "mounted", "uploaded", "downloaded"]
-EventKind = Literal["plan", "start", "progress", "retry", "done", "error"]
+EventKind = Literal["plan", "start", "resume", "progress", "retry", "done", "error"]
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class TransferEvent:
     """One step of a transfer.
 
     Attributes:
-        kind: ``plan``, ``start``, ``progress``, ``retry``, ``done`` or ``error``.
+        kind: ``plan``, ``start``, ``resume``, ``progress``, ``retry``, ``done`` or ``error``.
         repository: where the blob goes (push, copy) or comes from (pull).
         digest: the blob's digest; empty for ``plan``. A layer compressed on the way is named
             by its uncompressed digest, and counted in uncompressed bytes.

@@ -100,6 +100,20 @@ class _Connections:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
+# Bytes an upload may queue in the kernel beyond what the network has taken: left to itself,
+# Linux lets megabytes wait there, which a slow link takes seconds to send, and an interrupted
+# upload must finish its request (its last bytes included) within the grace it is given.
+_UNSENT_LIMIT = 128 * 1024
+_SOCKET_OPTIONS = [
+    *urllib3.connection.HTTPConnection.default_socket_options,
+    *(
+        [(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, _UNSENT_LIMIT)]
+        if hasattr(socket, "TCP_NOTSENT_LOWAT")
+        else []
+    ),
+]
+
+
 class _TrackingAdapter(HTTPAdapter):
     """requests' adapter, with pools that report which connection is in use, and by whom, and
     one TLS context per ``verify`` setting and host for every https connection.
@@ -145,6 +159,7 @@ class _TrackingAdapter(HTTPAdapter):
             conn.ca_certs = conn.ca_cert_dir = None  # in the context already
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("socket_options", _SOCKET_OPTIONS)
         super().init_poolmanager(*args, **kwargs)
         in_use = self._in_use
 

@@ -10,13 +10,17 @@ segment when the digest is known before the bytes are read). A registry that rej
 When a step fails in a way that may pass (a reset, a timeout, a 503), the upload waits as the
 :class:`~registryv2.retry.RetryPolicy` says, then asks the registry where it stands: a GET on the
 upload's location answers ``Range: 0-N``, N+1 bytes held. The source and the running sha256 move
-to that offset (re-reading at most one chunk of the source, never re-sending) and the upload
+to that offset (re-reading at most one segment of the source, never re-sending) and the upload
 goes on. An upload the registry no longer knows (404; the CNCF registry drops an upload whose
-PATCH arrived in part) starts again from zero. POST and PATCH are never simply repeated: they
-are only ever continued from where the registry says it stands.
+PATCH arrived in part) starts again from zero; a blob that keeps starting again without getting
+further gives up, saying that the link keeps cutting uploads. POST and PATCH are never simply
+repeated: they are only ever continued from where the registry says it stands.
 
-Unfinished uploads are recorded in the :class:`~registryv2.journal.UploadJournal` when there is
-one, so a push run again after Ctrl-C or a crash continues them; without it they are cancelled.
+A streamed PATCH is sent chunked, so it can end at any byte: when the transfer is cancelled
+(Ctrl-C) the body ends where it is, and the registry confirms what it got instead of losing a
+request cut in the middle. Unfinished uploads are recorded in the
+:class:`~registryv2.journal.UploadJournal` when there is one, so a push run again after Ctrl-C or
+a crash continues them; an upload the client leaves otherwise is cancelled (DELETE).
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ from .exceptions import (
 )
 from .image import Uploadable, read_full
 from .journal import JournalEntry, UploadJournal
+from .log import logger
 from .models import BlobResult
+from .progress import human_bytes
 from .retry import Attempts
 from .transport import Transport, blob_url_path
 
@@ -48,8 +54,9 @@ OCTET_STREAM = {"Content-Type": "application/octet-stream"}
 _SKIP_BUFFER = 1024 * 1024
 # The largest blob sent in the commit's body, read into memory first.
 _MAX_PUT_BODY = 16 * 1024 * 1024
-# Bytes read (and held) at a time when a request streams the source.
-_MAX_PIECE = 1024 * 1024
+# Bytes read (and held) at a time when a request streams the source: also what a cancelled
+# request still sends before its body ends (at 1 MB/s, a quarter of a second).
+_MAX_PIECE = 256 * 1024
 # A streamed request starts at one chunk (what an interruption may lose early on); each next
 # one carries about this many seconds of sending at the rate the link moved the last (its
 # round trip aside), up to the max: few round trips on a distant link, little lost to a reset
@@ -57,7 +64,15 @@ _MAX_PIECE = 1024 * 1024
 # failure the segments start again from one chunk.
 _SEGMENT_SECONDS = 1.0
 _MAX_SEGMENT_CHUNKS = 64
-# Answers to a PATCH of several chunks that say the registry wants them one per request.
+# Once a connection has broken, a segment is at most this share of what the link carried
+# between its last two breaks (or since the last, once that is more): while the link keeps
+# breaking, each break loses a small part of what it lets through, and the segments grow back
+# only with a run of successes.
+_BREAK_SHARE = 16
+# Starts from zero (the registry dropped the upload) that get no further than the one before,
+# after which the blob gives up: the link keeps cutting its requests.
+_MAX_RESTARTS = 3
+# Answers to a streamed PATCH that say the registry wants a chunk per request, with its length.
 _NO_STREAMING = (400, 411, 413, 416)
 _RANGE = re.compile(r"^(?:bytes=)?0-(\d+)$")
 
@@ -76,8 +91,9 @@ def with_query(location: str, **params: str) -> str:
 
 class _Segment:
     """The body of one PATCH: up to ``limit`` bytes of the blob, read a piece at a time as the
-    request sends them (memory holds one piece). It ends where the source does, sent chunked; a
-    :class:`_SizedSegment` is exactly ``limit`` bytes."""
+    request sends them (memory holds one piece). Sent chunked, it ends where the source does, or
+    where it stands when the transfer is cancelled: the request is then whole, and the registry
+    keeps and confirms what it got. A :class:`_SizedSegment` is exactly ``limit`` bytes."""
 
     _sized = False
 
@@ -94,10 +110,8 @@ class _Segment:
             self.sent += len(data)
             self._upload.sending(self.sent)
             yield data
-            if self.sent >= self._limit:
+            if self.sent >= self._limit or (self._upload.cancel.is_set() and not self._sized):
                 return
-            if self._upload.cancel.is_set():
-                raise CancelledError(self._upload.what)
             data = self._upload.read(min(piece, self._limit - self.sent))
         self.ended = True
         if self._sized:
@@ -105,12 +119,50 @@ class _Segment:
 
 
 class _SizedSegment(_Segment):
-    """A segment of known length: requests sends it with a Content-Length."""
+    """A segment of known length: requests sends it with a Content-Length. Cut short, the
+    registry would lose the upload: cancelled, it goes on for the moment the engine gives
+    requests in flight."""
 
     _sized = True
 
     def __len__(self) -> int:
         return self._limit
+
+
+class LinkBreaks:
+    """How often the link to one registry breaks, as the uploads over it see it together: how
+    many bytes it carries between two broken connections. Thread-safe.
+
+    Example:
+        >>> breaks = LinkBreaks()
+        >>> breaks.carried(64 << 20); breaks.broke(16 << 20)
+        >>> breaks.segment_limit(320 << 20, 1 << 20) == (80 << 20) // 16
+        True
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._carried = 0  # bytes sent since a connection last broke, lost ones included
+        self._between: int | None = None  # bytes sent between the last two breaks
+
+    def carried(self, sent: int) -> None:
+        """A request delivered ``sent`` bytes."""
+        with self._lock:
+            self._carried += sent
+
+    def broke(self, lost: int) -> None:
+        """A connection broke with ``lost`` bytes of its request sent."""
+        with self._lock:
+            self._between, self._carried = self._carried + lost, 0
+
+    def segment_limit(self, largest: int, least: int) -> int:
+        """``largest``, or once a connection has broken, a share of what the link carries
+        between breaks (``least`` at least)."""
+        with self._lock:
+            if self._between is None:
+                return largest
+            carried = max(self._between, self._carried)
+        return min(largest, max(carried // _BREAK_SHARE, least))
 
 
 class BlobUpload:
@@ -120,9 +172,9 @@ class BlobUpload:
     second of sending at the rate the last one went (up to 64), and the commit's PUT carries
     the last segment when the blob's digest is known beforehand: a round trip per segment, not
     per chunk, and a reset loses at most the segment in flight (the segments start again from
-    one chunk). Without ``streaming``, or for a registry that rejects a long PATCH or asks for
-    a minimum length, it sends one chunk per PATCH. A blob of one chunk goes up with the
-    commit, in one PUT.
+    one chunk, and stay small while the link keeps breaking). Without ``streaming``, or for a
+    registry that rejects a streamed PATCH or asks for a minimum length, it sends one chunk per
+    PATCH. A blob of one chunk goes up with the commit, in one PUT.
 
     Args:
         transport: the registry's transport.
@@ -134,7 +186,8 @@ class BlobUpload:
         journal: where unfinished uploads are recorded for the next run, or None.
         mount_from: a repository of the same registry known to hold the blob, or None.
         cancel: set when the transfer is abandoned; the upload stops at its next step.
-        emit: receives the blob's ``start``, ``progress`` and ``done`` events.
+        emit: receives the blob's ``start``, ``resume``, ``progress`` and ``done`` events.
+        breaks: what the uploads to this registry learn of its link, shared by them.
 
     Example:
         >>> BlobUpload(transport, "team/app", layer, chunk_size=5 << 20).run()  # doctest: +SKIP
@@ -153,6 +206,7 @@ class BlobUpload:
         mount_from: str | None = None,
         cancel: threading.Event | None = None,
         emit: Callable[[TransferEvent], None] | None = None,
+        breaks: LinkBreaks | None = None,
     ) -> None:
         self.transport = transport
         self.repository = repository
@@ -164,12 +218,20 @@ class BlobUpload:
         self.mount_from = mount_from
         self.cancel = cancel or threading.Event()
         self._emit_event = emit
+        self.breaks = breaks or LinkBreaks()
         self.what = f"uploading {blob.label} to {repository}"
         self.location: str | None = None  # where the registry takes the next bytes
         self.offset = 0  # bytes of the blob the registry has confirmed
         self.sent = 0  # bytes the registry accepted from us in this run
-        self._segment = 1  # chunks in the next streamed request
+        self._segment = chunk_size  # bytes in the next streamed request
         self._round_trip = 0.0  # seconds the last request without a body took
+        self._in_flight = 0  # bytes of the current request's body sent so far
+        self._streamed = False  # the request in flight is a streamed PATCH
+        self._furthest = 0  # the most of the blob the registry has confirmed
+        self._restarted_after = 0  # how far the blob had got when it last started from zero
+        self._restarts = 0  # starts from zero since the blob last got further
+        self._drops = 0  # uploads of this blob the registry dropped
+        self._left_earlier = 0  # bytes held by an upload an earlier run left, not yet confirmed
         self._found_size: int | None = None  # the size the registry gave for the blob
         self._ended = False  # the source ended, and the registry confirmed all of it
         self._entry: JournalEntry | None = None
@@ -185,13 +247,16 @@ class BlobUpload:
     def run(self) -> BlobResult:
         """Make sure the repository holds the blob; say how, and how many bytes were sent."""
         self._emit("start")
-        if self.exists():
-            return self._finish("exists")
         if self.journal is not None and not self._fits_one_request():
             self._entry = self.journal.claim(
                 self.transport.registry, self.repository, self.blob.key
             )
         try:
+            if self.exists():
+                # An upload an earlier run left for this blob is of no use now: cancelled.
+                saved = self._entry.saved() if self._entry is not None else None
+                self.location = saved.location if saved else None
+                return self._finish("exists")
             return self._transfer()
         finally:
             self._close_reader()
@@ -221,18 +286,23 @@ class BlobUpload:
 
     def _transfer(self) -> BlobResult:
         self._attempts = attempts = self.transport.retry.begin(self.what)
+        self._segment = min(self.chunk_size, self._segment_limit())
         saved = self._entry.saved() if self._entry is not None else None
         self.location = saved.location if saved else None
         asking = saved is not None  # where does the registry's upload stand?
         checking = False  # did a failed commit land after all?
+        self._furthest = self._left_earlier = saved.offset if saved else 0
         mount_from = self.mount_from
         try:
             while True:
+                if self._restarts >= _MAX_RESTARTS:
+                    raise self._keeps_cutting()
                 try:
                     if checking and self.exists():
                         return self._finish("uploaded" if self.sent else "exists")
-                    if asking:
-                        self._where()
+                    if asking and not self._where():
+                        asking = checking = False
+                        continue  # the upload is gone: start again, unless that keeps happening
                     if self.location is None:
                         if self._start(mount_from):
                             if self.blob.size is None:
@@ -245,11 +315,11 @@ class BlobUpload:
                 except RegistryError as e:
                     if self.cancel.is_set():
                         raise CancelledError(self.what) from None
-                    if self._segment > 1 and not e.transient and e.status in _NO_STREAMING:
+                    if self._streamed and not e.transient and e.status in _NO_STREAMING:
                         self.streaming = False  # this registry wants a chunk per PATCH
                     else:
                         attempts.retry(e)
-                    self._segment = 1
+                    self._failed(e)
                     asking, checking = self.location is not None, True
         except (CancelledError, KeyboardInterrupt):
             self._leave_open()
@@ -320,16 +390,17 @@ class BlobUpload:
         size, digest = self.blob.size, self.blob.digest
         if not self.streaming or size is None or digest is None:
             return False
-        return size - self.offset < 2 * self._segment * self.chunk_size
+        return size - self.offset < 2 * self._segment
 
     def _send_segment(self) -> None:
-        """PATCH the next segment: several chunks when streaming, else one."""
+        """PATCH the next segment: streamed (chunked, so that it may end at any byte), else one
+        chunk with its length and range."""
         assert self.location is not None
-        limit = self.chunk_size * (self._segment if self.streaming else 1)
+        limit = self._segment if self.streaming else self.chunk_size
         size = self.blob.size
         if size is not None:
             limit = min(limit, size - self.offset)
-        sized = size is not None or not self.streaming
+        sized = not self.streaming
         first = self.read(min(self.piece, limit))
         if not first:
             if size is not None:
@@ -347,6 +418,7 @@ class BlobUpload:
         headers = dict(OCTET_STREAM)
         if sized:
             headers["Content-Range"] = f"{self.offset}-{self.offset + limit - 1}"
+        self._streamed = not sized
         response = self.transport.request(
             "PATCH",
             self.location,
@@ -356,19 +428,33 @@ class BlobUpload:
             data=body,
             retry=False,
         )
+        self._streamed = False
         sent = body.sent if isinstance(body, _Segment) else len(body)
         self._confirmed(response, self.offset + sent, sent)
-        if (isinstance(body, _Segment) and body.ended) or (size is None and sent < limit):
+        if body.ended if isinstance(body, _Segment) else size is None and sent < limit:
             self._ended = True
         if self.streaming:
             self._size_next_segment(sent, response.elapsed.total_seconds())
 
     def _size_next_segment(self, sent: int, seconds: float) -> None:
-        """Chunks for the next segment: about ``_SEGMENT_SECONDS`` of sending at the rate the
-        last segment moved, less the round trip an empty request takes (at most half of it)."""
+        """Bytes for the next segment: about ``_SEGMENT_SECONDS`` of sending at the rate the
+        last segment moved, less the round trip an empty request takes (at most half of it),
+        in whole chunks, within :meth:`_segment_limit`."""
         moving = max(seconds - self._round_trip, seconds / 2, 1e-3)
-        fit = int(sent / moving * _SEGMENT_SECONDS) // self.chunk_size
-        self._segment = max(1, min(fit, _MAX_SEGMENT_CHUNKS))
+        fit = int(sent / moving * _SEGMENT_SECONDS) // self.chunk_size * self.chunk_size
+        self._segment = min(max(fit, self.chunk_size), self._segment_limit())
+
+    def _segment_limit(self) -> int:
+        return self.breaks.segment_limit(_MAX_SEGMENT_CHUNKS * self.chunk_size, self.piece)
+
+    def _failed(self, error: RegistryError) -> None:
+        """A step failed: the segments start again from one chunk, or less when the link keeps
+        breaking (a failure without an answer is the link's)."""
+        self._streamed = False
+        if error.status is None:
+            self.breaks.broke(self._in_flight)
+        self._in_flight = 0
+        self._segment = min(self.chunk_size, self._segment_limit())
 
     def _commit(self) -> BlobResult:
         """PUT the digest: with the bytes of a one-chunk blob (read first, then checked), or
@@ -410,6 +496,7 @@ class BlobUpload:
             sent = len(body)
         self.sent += sent
         self.offset += sent
+        self.location = None  # committed: the upload is no more
         answered = response.headers.get("Docker-Content-Digest")
         if answered and answered != digest:
             raise RegistryError(f"{self.what}: the registry stored it as {answered}")
@@ -417,11 +504,11 @@ class BlobUpload:
 
     # -- resuming ----------------------------------------------------------------------------
 
-    def _where(self) -> None:
+    def _where(self) -> bool:
         """Ask the registry how many bytes of the upload it holds, and continue from there.
 
-        An upload it no longer knows, or whose answer makes no sense, is dropped: the next
-        step starts a new one.
+        False when it no longer knows the upload, or its answer makes no sense (that upload is
+        cancelled): the blob starts again from zero.
         """
         assert self.location is not None
         what = f"{self.what}: asking where the upload stands"
@@ -430,8 +517,8 @@ class BlobUpload:
                 "GET", self.location, what=what, expect=(204, 200), retry=False
             )
         except NotFoundError:
-            self._drop_upload()
-            return
+            self._lost()
+            return False
         self._round_trip = response.elapsed.total_seconds()
         header = response.headers.get("Range", "").strip()
         match = _RANGE.match(header)
@@ -439,18 +526,50 @@ class BlobUpload:
         held = int(match.group(1)) + 1 if match and match.group(1) != "0" else 0
         size = self.blob.size
         if (header and not match) or (size is not None and held > size):
-            self._drop_upload()
-            return
+            self._cancel_upload()
+            self._lost()
+            return False
         self.location = self.transport.url(response.headers.get("Location") or self.location)
         self._ended = False
         self._move_to(held)
+        self._furthest = max(self._furthest, held)
         self._record()
-        self._emit("progress")
+        self._emit("resume" if self._left_earlier else "progress")
+        self._left_earlier = 0
+        return True
 
-    def _drop_upload(self) -> None:
+    def _lost(self) -> None:
+        """The registry dropped the upload: the blob starts again from zero, and counts how
+        often it did so without getting further than the time before."""
+        if self._left_earlier:
+            # A rerun is meant to continue: when it cannot, people are told.
+            logger.warning(
+                "%s: the registry no longer holds the %s an earlier push left; "
+                "sending the blob again from the start",
+                self.what,
+                human_bytes(self._left_earlier),
+            )
+            self._left_earlier = 0
+        else:
+            logger.info("%s: the registry dropped the upload; starting it again", self.what)
+        self._drops += 1
+        if self._furthest > self._restarted_after:
+            self._restarted_after, self._restarts = self._furthest, 0
+        else:
+            self._restarts += 1
         self.location = None
         if self._entry is not None:
             self._entry.forget()
+
+    def _keeps_cutting(self) -> RegistryError:
+        size = f" of {human_bytes(self.blob.size)}" if self.blob.size is not None else ""
+        return RegistryError(
+            f"{self.what}: the link keeps cutting uploads (the registry dropped the upload "
+            f"{self._drops} times, never holding more than {human_bytes(self._restarted_after)}"
+            f"{size}); try one request per chunk (--chunk-size), or a proxy that buffers "
+            "requests (nginx) in front of the registry",
+            transient=True,
+        )
 
     def _move_to(self, offset: int) -> None:
         """Put the source and the running hash at ``offset`` bytes of the blob."""
@@ -475,7 +594,10 @@ class BlobUpload:
         assert self.location is not None
         self.location = self.transport.url(response.headers.get("Location") or self.location)
         self.offset = offset
+        self._furthest = max(self._furthest, offset)
         self.sent += sent
+        self.breaks.carried(sent)
+        self._in_flight = 0
         self._confirmed_hash = (offset, self._hasher.copy())
         if self._attempts is not None:
             self._attempts.reset()  # failures count in a row: this segment went through
@@ -492,9 +614,13 @@ class BlobUpload:
             self._abandon()
 
     def _abandon(self) -> None:
-        """Cancel the registry's upload and forget it; best effort, the cause matters more."""
+        """Cancel the registry's upload and forget it."""
         if self._entry is not None:
             self._entry.forget()
+        self._cancel_upload()
+
+    def _cancel_upload(self) -> None:
+        """DELETE the registry's upload, if there is one; best effort, the cause matters more."""
         if self.location is None:
             return
         with contextlib.suppress(RegistryError):
@@ -547,11 +673,12 @@ class BlobUpload:
 
     def sending(self, in_flight: int) -> None:
         """``in_flight`` bytes of the current segment have gone out: report the progress."""
+        self._in_flight = in_flight
         self._emit("progress", offset=self.offset + in_flight)
 
     def _finish(self, action: BlobAction, digest: str | None = None) -> BlobResult:
-        if self._entry is not None:
-            self._entry.forget()
+        # The blob is there without an upload of ours left open: one that is, is cancelled.
+        self._abandon()
         self._emit("done", action)
         size = self.blob.size
         if size is None:

@@ -18,6 +18,7 @@ from registryv2 import (
     RegistryClient,
     RegistryError,
     RetryPolicy,
+    TransferEvent,
     UnsupportedError,
 )
 from registryv2.image import Blob
@@ -365,12 +366,16 @@ def test_a_layer_of_known_digest_sends_its_last_segment_with_the_commit(tmp_path
         headers={"Location": "/v2/app/blobs/uploads/u1?_state=s0"},
     )
     patches: list[str] = []
+    held = [0]
 
     def patch(request):  # type: ignore[no-untyped-def]
+        # Streamed: chunked, without a length or a range, so that it may end at any byte.
+        assert request.headers["Transfer-Encoding"] == "chunked"
+        assert "Content-Range" not in request.headers
         body = b"".join(request.body)
-        start, end = map(int, request.headers["Content-Range"].split("-"))
-        assert body == layer[start : end + 1]
-        patches.append(request.headers["Content-Range"])
+        assert body == layer[held[0] : held[0] + len(body)]
+        held[0] += len(body)
+        patches.append(f"0-{held[0] - 1}")
         return 202, {"Location": f"/v2/app/blobs/uploads/u1?_state=s{len(patches)}"}, b""
 
     responses.add_callback(
@@ -392,3 +397,51 @@ def test_a_layer_of_known_digest_sends_its_last_segment_with_the_commit(tmp_path
     # more than the rest), then the rest with the commit, under the digest the archive gives.
     assert patches == [f"0-{chunk - 1}"]
     assert commits[sha256_digest(layer)] == layer[chunk:]
+
+
+@responses.activate
+def test_a_registry_refusing_streamed_patches_gets_a_chunk_per_request(tmp_path: Path) -> None:
+    """A streamed PATCH has no length (it may end at any byte); a registry, or a proxy before
+    it, that asks for one (411) gets the rest one chunk per PATCH, each with its length and
+    range, without a retry counted."""
+    tar, image = one_layer_archive(tmp_path, 12 * 1024 * 1024)
+    layer = image.stored_layers()[0]
+    responses.head(re.compile(rf"{BASE}/v2/app/blobs/.*"), status=404)
+    responses.post(
+        f"{BASE}/v2/app/blobs/uploads/",
+        status=202,
+        headers={"Location": "/v2/app/blobs/uploads/u1?_state=s0"},
+    )
+    ranges: list[str] = []
+
+    def patch(request):  # type: ignore[no-untyped-def]
+        body = b"".join(request.body) if not isinstance(request.body, bytes) else request.body
+        if "Content-Range" not in request.headers:
+            return 411, {}, b""
+        start, end = map(int, request.headers["Content-Range"].split("-"))
+        assert body == layer[start : end + 1] and len(body) == int(
+            request.headers["Content-Length"]
+        )
+        ranges.append(request.headers["Content-Range"])
+        return 202, {"Location": f"/v2/app/blobs/uploads/u1?_state=s{len(ranges)}"}, b""
+
+    responses.add_callback(
+        "PATCH", re.compile(rf"{BASE}/v2/app/blobs/uploads/u1.*"), callback=patch
+    )
+    responses.get(
+        re.compile(rf"{BASE}/v2/app/blobs/uploads/u1.*"), status=204, headers={"Range": "0-0"}
+    )
+
+    def put(request):  # type: ignore[no-untyped-def]
+        digest = parse_qs(urlsplit(request.url).query)["digest"][0]
+        return 201, {"Docker-Content-Digest": digest}, b""
+
+    responses.add_callback("PUT", re.compile(rf"{BASE}/v2/app/blobs/uploads/u1.*"), callback=put)
+    responses.put(f"{BASE}/v2/app/manifests/v1", status=201)
+    events: list[TransferEvent] = []
+    with client(progress=events.append) as c:
+        c.push(tar, "app", "v1")
+    chunk = 5 * 1024 * 1024
+    n = len(layer)
+    assert ranges == [f"{s}-{min(s + chunk, n) - 1}" for s in range(0, n, chunk)]
+    assert not [e for e in events if e.kind == "retry"]
