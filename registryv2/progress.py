@@ -105,6 +105,9 @@ class _Progress:
         if event.kind == "progress":
             self._moved += max(0, event.bytes_done - blob.done)
             blob.done, blob.state = event.bytes_done, "moving"
+        elif event.kind == "resume":
+            # Held by the registry since an earlier run: not this run's bytes, nor its rate's.
+            blob.done, blob.state = event.bytes_done, "resuming"
         elif event.kind == "start":
             blob.state = "checking"
         elif event.kind == "retry":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -41,6 +43,7 @@ from .archives import simple_image, write_big_legacy, write_legacy
 from .nginx import Nginx
 from .proxies import FAST, FaultyProxy, Link, Seen, SilentServer
 from .servers import RegistryServer, skopeo_pull_dir, skopeo_to_dir
+from .terminal import Terminal
 
 pytestmark = pytest.mark.integration
 
@@ -394,6 +397,39 @@ def test_without_resume_an_interrupted_push_cancels_its_uploads(
         assert len(proxy.seen("DELETE", "/blobs/uploads/")) == 1
     assert not list((cache / "registryv2" / "uploads").glob("*.json"))  # no journal entry
     assert open_uploads(registry, repo) == 0
+
+
+def test_the_rate_after_a_resume_counts_only_this_runs_bytes(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    """The total line's rate and ETA, on a terminal, when the push continues half a layer that
+    an interrupted run left: the link's rate, not the bytes held already over the time taken."""
+    tar = write_big_legacy(tmp_path / "one.tar", "one:v1", [48 * MiB])
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with Link(registry.host, rate=8_000_000) as link:
+        push = ["push", str(tar), f"{link.host}/{repo}:v1"]
+        interrupt(link, push, env, 24 * MiB, signal.SIGINT)
+        link.rate = 4_000_000
+        before = link.uploaded
+        with mock.patch.dict(os.environ, env), Terminal(*push) as terminal:
+            while link.uploaded - before < 8 * MiB:
+                time.sleep(0.02)
+            screen = terminal.wait_for("Pushing:")
+            link.rate = 0
+            final = terminal.wait_for("EXIT=", timeout=60)
+    total = re.search(
+        r"Pushing: \d+/\d+ blobs, ([\d.]+) MiB of ([\d.]+) MiB, ([\d.]+) (\w+)/s ETA (\d+)s",
+        screen,
+    )
+    assert total, screen
+    done, planned, eta = float(total.group(1)), float(total.group(2)), int(total.group(5))
+    assert done > 24  # the kept half shows as done
+    assert total.group(4) in ("KiB", "MiB")
+    rate = float(total.group(3)) * (1 if total.group(4) == "MiB" else 1 / 1024)
+    link_rate = 4_000_000 / MiB
+    assert rate < 1.25 * link_rate, screen  # the link's 3.8 MiB/s, not 24 MiB more
+    assert eta >= 0.7 * (planned - done) / link_rate, screen
+    assert "EXIT=0" in final
 
 
 # -- a port that accepts and never answers ----------------------------------------------------
