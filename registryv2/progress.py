@@ -188,6 +188,17 @@ class TerminalProgress(_Progress):
         self.stream.flush()
         self._drawn_lines = len(lines)
 
+    def note(self, line: str) -> None:
+        """Write ``line`` above the progress, which goes on below it."""
+        with self._lock:
+            # Over the lines drawn last, cleared to the end of the screen, then drawn anew.
+            self.stream.write("\r" + "\x1b[1A" * self._drawn_lines + "\x1b[J" + line + "\n")
+            self._drawn_lines = 0
+            if self._blobs or self._planned_blobs:
+                self._draw()
+            else:
+                self.stream.flush()
+
 
 class LineProgress(_Progress):
     """A few plain lines on ``stream`` (a file, a pipe): the total when a run begins, every ten

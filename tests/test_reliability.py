@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -397,6 +398,26 @@ def test_without_resume_an_interrupted_push_cancels_its_uploads(
         assert len(proxy.seen("DELETE", "/blobs/uploads/")) == 1
     assert not list((cache / "registryv2" / "uploads").glob("*.json"))  # no journal entry
     assert open_uploads(registry, repo) == 0
+
+
+def test_a_rerun_whose_upload_the_registry_dropped_says_so_in_one_line(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    tar = write_big_legacy(tmp_path / "one.tar", "one:v1", [24 * MiB])
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with Link(registry.host, rate=8_000_000) as link:
+        push = ["push", str(tar), f"{link.host}/{repo}:v1"]
+        interrupt(link, push, env, 12 * MiB, signal.SIGINT)
+        # What the registry's purge does to an upload a week old.
+        uploads = registry.root / "data/docker/registry/v2/repositories" / repo / "_uploads"
+        shutil.rmtree(uploads)
+        link.rate = 0
+        done = run_cli("-q", *push, env=env)
+    assert done.returncode == 0, done.stderr
+    line = one_line(done.stderr)
+    assert line.startswith("registryv2: warning: uploading sha256:")
+    assert line.endswith("an earlier push left; sending the blob again from the start")
+    assert skopeo_pull_dir(f"{registry.host}/{repo}:v1", tmp_path / "out")["layers"]
 
 
 def test_the_rate_after_a_resume_counts_only_this_runs_bytes(

@@ -105,10 +105,14 @@ class Session:
         )
 
     def warn(self, message: str) -> None:
-        """One line on standard error (a JSON document with ``--json``), whatever ``-q`` says."""
+        """One line on standard error (a JSON document with ``--json``), whatever ``-q`` says;
+        above the progress, when it is drawn."""
         line = json.dumps({"warning": message}) if self.json else f"registryv2: warning: {message}"
         with contextlib.suppress(OSError):
-            click.echo(line, err=True)
+            if self._progress:
+                self._progress[0].note(line)
+            else:
+                click.echo(line, err=True)
 
     def connector(self, **settings: Any) -> Callable[[str], RegistryClient]:
         """``connect`` with some settings fixed (chunk size, resume...)."""
@@ -298,11 +302,27 @@ def main_group(ctx: click.Context, /, **options: Any) -> None:
         import urllib3
 
         warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+    for old in [h for h in logger.handlers if isinstance(h, _Warnings)]:
+        logger.removeHandler(old)
     if session.verbose:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("registryv2: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
+    else:
+        logger.addHandler(_Warnings(session))
+
+
+class _Warnings(logging.Handler):
+    """The library's warnings (an upload that had to start again), said as the command's own
+    are (:meth:`Session.warn`)."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(logging.WARNING)
+        self.session = session
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.session.warn(record.getMessage())
 
 
 main_group.params.extend(GLOBAL_OPTIONS)
