@@ -365,6 +365,7 @@ def referrers(
     reference: str,
     artifact_type: str | None = None,
     *,
+    depth: int = 4,
     timeout: float = 10,
     **options: Any,
 ) -> list[Referrer]:
@@ -372,14 +373,16 @@ def referrers(
     :class:`Referrer` lists what refers to it in turn. ``reference`` is a registry reference
     or an image of an archive or layout (``oci:DIR:v1``). Read from the referrers API, or the
     fallback tag where a registry has none, and cosign's ``.sig``/``.att``/``.sbom`` tags;
-    ``artifact_type`` keeps only that kind at the first level.
+    ``artifact_type`` keeps only that kind at the first level; ``depth`` is how many levels
+    (referrers of referrers) are read, four at most.
 
     Example:
         >>> [r.artifact_type for r in referrers("localhost:15000/app:v1")]  # doctest: +SKIP
         ['application/spdx+json', 'application/vnd.dev.cosign.simplesigning.v1+json']
     """
     connect = functools.partial(RegistryClient, timeout=timeout, **options)
-    return list(artifacts.find_referrers(reference, connect, artifact_type).referrers)
+    found = artifacts.find_referrers(reference, connect, artifact_type, depth)
+    return list(found.referrers)
 
 
 def attach(

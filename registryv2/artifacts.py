@@ -45,18 +45,23 @@ _HASH_BUFFER = 1024 * 1024
 
 
 def referrer_tree(
-    source: ImageSource, digest: str, artifact_type: str | None = None
+    source: ImageSource,
+    digest: str,
+    artifact_type: str | None = None,
+    depth: int = MAX_REFERRER_DEPTH,
 ) -> list[Referrer]:
     """What refers to ``digest`` in ``source`` (only ``artifact_type`` at the first level, when
-    given), and what refers to those, :data:`MAX_REFERRER_DEPTH` deep; each once.
+    given), and what refers to those, ``depth`` levels deep (at most
+    :data:`MAX_REFERRER_DEPTH`); each once.
 
     Example:
         >>> referrer_tree(source, digest)[0].artifact_type  # doctest: +SKIP
         'application/spdx+json'
     """
     seen = {digest}
+    deepest = max(1, min(depth, MAX_REFERRER_DEPTH))
 
-    def visit(of: str, depth: int, kind: str | None) -> list[Referrer]:
+    def visit(of: str, level: int, kind: str | None) -> list[Referrer]:
         found = []
         for referral in source.referrers(of, kind):
             if referral.digest in seen:
@@ -64,7 +69,7 @@ def referrer_tree(
             seen.add(referral.digest)
             if len(seen) > MAX_REFERRERS:
                 raise ValidationError(f"{source.label}: more than {MAX_REFERRERS} referrers")
-            below = visit(referral.digest, depth + 1, None) if depth < MAX_REFERRER_DEPTH else []
+            below = visit(referral.digest, level + 1, None) if level < deepest else []
             found.append(
                 Referrer(
                     referral.digest,
@@ -91,7 +96,12 @@ class Referrers:
     referrers: tuple[Referrer, ...]
 
 
-def find_referrers(text: str, connect: Connect, artifact_type: str | None = None) -> Referrers:
+def find_referrers(
+    text: str,
+    connect: Connect,
+    artifact_type: str | None = None,
+    depth: int = MAX_REFERRER_DEPTH,
+) -> Referrers:
     """The tree of what refers to the image a place names: a registry reference, or an image
     of an archive or a layout.
 
@@ -104,7 +114,7 @@ def find_referrers(text: str, connect: Connect, artifact_type: str | None = None
         source = open_source(place, places, Selection())
         [entry] = choose_entries(source, place, Selection())
         digest = entry.manifest.digest
-        tree = referrer_tree(source, digest, artifact_type)
+        tree = referrer_tree(source, digest, artifact_type, depth)
     return Referrers(str(place), digest, tuple(tree))
 
 

@@ -31,30 +31,78 @@ MAX_PAGES = 1_000
 _NO_API = (400, 404, 406)
 
 
+class RepositoryReferrers:
+    """The referrers of manifests in one repository, asked about many times (a tree, a copy
+    with its referrers): the repository's tags are listed once, so cosign's tags and the
+    fallback tag are looked for in that list instead of asked for one by one, and a registry
+    found without the referrers API is not asked again.
+
+    Example:
+        >>> RepositoryReferrers(registry, "team/app").of(digest)[0].via  # doctest: +SKIP
+        'fallback'
+    """
+
+    def __init__(self, registry: Registry, repository: str) -> None:
+        self.registry = registry
+        self.repository = repository
+        self._tags: set[str] | None = None
+        self._api: bool | None = None
+
+    @property
+    def tags(self) -> set[str]:
+        """The repository's tags, listed once."""
+        if self._tags is None:
+            try:
+                self._tags = set(self.registry.list_tags(self.repository))
+            except NotFoundError:
+                self._tags = set()
+        return self._tags
+
+    def of(self, digest: str, artifact_type: str | None = None) -> list[Referral]:
+        """Every referrer of ``digest``: the referrers API's (or, without one, the fallback
+        tag's), then cosign's tags; each once, filtered by ``artifact_type`` here when the
+        registry did not filter.
+
+        Example:
+            >>> [r.artifact_type for r in found.of(digest)]  # doctest: +SKIP
+            ['application/spdx+json']
+        """
+        found = None
+        if self._api is not False:
+            found = referrers_api(self.registry, self.repository, digest, artifact_type)
+            self._api = found is not None
+        if found is None:
+            index = None
+            if fallback_tag(digest) in self.tags:
+                index = fallback_index(self.registry, self.repository, digest)
+            found = [_referral(entry, "fallback") for entry in index.manifests] if index else []
+        found += self._cosign_tagged(digest)
+        unique: dict[str, Referral] = {}
+        for referral in found:
+            unique.setdefault(referral.digest, referral)
+        listed = list(unique.values())
+        if artifact_type is not None:
+            listed = [r for r in listed if r.artifact_type == artifact_type]
+        return listed
+
+    def _cosign_tagged(self, digest: str) -> list[Referral]:
+        tags = [fallback_tag(digest) + suffix for suffix in COSIGN_SUFFIXES]
+        return cosign_tagged(
+            self.registry, self.repository, digest, [t for t in tags if t in self.tags]
+        )
+
+
 def list_referrers(
     registry: Registry, repository: str, digest: str, artifact_type: str | None = None
 ) -> list[Referral]:
-    """Every referrer of ``digest`` in ``repository``: the referrers API's (or, without one,
-    the fallback tag's), then cosign's tags; each once, filtered by ``artifact_type`` here
-    when the registry did not filter.
+    """Every referrer of ``digest`` in ``repository`` (:meth:`RepositoryReferrers.of`).
 
     Example:
         >>> found = list_referrers(registry, "team/app", digest)  # doctest: +SKIP
         >>> [r.artifact_type for r in found]  # doctest: +SKIP
         ['application/spdx+json']
     """
-    found = referrers_api(registry, repository, digest, artifact_type)
-    if found is None:
-        index = fallback_index(registry, repository, digest)
-        found = [_referral(entry, "fallback") for entry in index.manifests] if index else []
-    found += cosign_tagged(registry, repository, digest)
-    unique: dict[str, Referral] = {}
-    for referral in found:
-        unique.setdefault(referral.digest, referral)
-    listed = list(unique.values())
-    if artifact_type is not None:
-        listed = [r for r in listed if r.artifact_type == artifact_type]
-    return listed
+    return RepositoryReferrers(registry, repository).of(digest, artifact_type)
 
 
 def _referral(entry: Any, via: str, tag: str | None = None) -> Referral:
@@ -150,19 +198,25 @@ def fallback_index(registry: Registry, repository: str, digest: str) -> Manifest
     return found
 
 
-def cosign_tagged(registry: Registry, repository: str, digest: str) -> list[Referral]:
-    """What cosign keeps under ``sha256-<hex>.sig``, ``.att`` and ``.sbom``, as referrers.
+def cosign_tagged(
+    registry: Registry, repository: str, digest: str, tags: Sequence[str] | None = None
+) -> list[Referral]:
+    """What cosign keeps under ``sha256-<hex>.sig``, ``.att`` and ``.sbom``, as referrers
+    (of ``tags``, when the caller knows which of them there are).
 
     Example:
         >>> [r.tag for r in cosign_tagged(registry, "team/app", digest)]  # doctest: +SKIP
         ['sha256-....sig']
     """
     found = []
-    for suffix in COSIGN_SUFFIXES:
-        tag = fallback_tag(digest) + suffix
-        if registry.head_manifest(repository, tag) is None:
-            continue
-        manifest = registry.get_manifest(repository, tag)
+    if tags is None:
+        candidates = [fallback_tag(digest) + suffix for suffix in COSIGN_SUFFIXES]
+        tags = [t for t in candidates if registry.head_manifest(repository, t) is not None]
+    for tag in tags:
+        try:
+            manifest = registry.get_manifest(repository, tag)
+        except NotFoundError:
+            continue  # gone since the tags were listed
         found.append(
             Referral(
                 manifest.digest,

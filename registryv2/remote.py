@@ -16,7 +16,7 @@ from .manifest import parse_manifest, sha256_digest
 from .models import BlobInfo, BlobResult, ManifestInfo
 from .places import REFERRER_TAG, BlobMover, Entry, PlannedImage, Referral
 from .reference import is_digest
-from .referrals import add_to_fallback, list_referrers
+from .referrals import RepositoryReferrers, add_to_fallback
 from .registry import Registry, check_repository
 
 
@@ -43,6 +43,7 @@ class RegistrySource:
         self.label = f"{registry.transport.registry}/{repository}"
         self.home = (registry.transport.registry, repository)
         self.skip_referrer_tags = False
+        self._referrers = RepositoryReferrers(registry, repository)
 
     def entries(self) -> list[Entry]:
         """The manifest at each identifier (every tag when none was given, less the tags
@@ -71,7 +72,7 @@ class RegistrySource:
     def referrers(self, digest: str, artifact_type: str | None = None) -> list[Referral]:
         """What refers to ``digest`` in the repository (the referrers API or its fallback tag,
         and cosign's tags)."""
-        return list_referrers(self.registry, self.repository, digest, artifact_type)
+        return self._referrers.of(digest, artifact_type)
 
     def close(self) -> None:
         """Nothing to release: the registry belongs to whoever opened it."""

@@ -199,7 +199,7 @@ class ReferrersFront(Closing):
     ``page_size`` entries a page with ``Link`` to the next; ``artifactType`` filtered (and
     ``OCI-Filters-Applied`` said) when ``filters`` is on. ``no_api`` makes it answer as a
     registry without the API does instead: 404, 400, 406, or ``"not-an-index"`` (a 200).
-    ``extra`` referrers (descriptors) are listed for every subject, on top of the recorded.
+    ``extra`` referrers (descriptors) are listed for ``extra_subject``, on top of the recorded.
     """
 
     def __init__(self, upstream: str, page_size: int = 2) -> None:
@@ -208,6 +208,7 @@ class ReferrersFront(Closing):
         self.filters = True
         self.no_api: int | str | None = None
         self.extra: list[dict[str, Any]] = []
+        self.extra_subject = ""
         self.loop_pages = False
         self.recorded: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.referrer_requests: list[str] = []
@@ -300,7 +301,9 @@ class ReferrersFront(Closing):
             self._send(request, 200, b"<html>welcome</html>", "text/html")
             return
         params = parse_qs(query)
-        entries = [*self.recorded.get((repo, digest), []), *self.extra]
+        entries = list(self.recorded.get((repo, digest), []))
+        if digest == self.extra_subject:
+            entries += self.extra
         wanted = params.get("artifactType", [None])[0]
         headers = {}
         if wanted and self.filters:

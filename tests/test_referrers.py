@@ -21,8 +21,10 @@ from .archives import simple_image, write_docker25
 from .referrers import (
     IN_TOTO,
     OCI_INDEX,
+    OCI_MANIFEST,
     SIMPLE_SIGNING,
     SPDX,
+    ReferrersFront,
     add_to_fallback_index,
     cosign_signature,
     descriptor_of,
@@ -285,3 +287,118 @@ def _as_index(raw: bytes | None) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(raw or b"{}")
     assert doc.get("mediaType") == OCI_INDEX
     return doc
+
+
+def test_the_referrers_api_is_read_page_by_page_and_filtered(
+    registry: RegistryServer, other: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    signed = Signed(registry, repo, tmp_path, "api")
+    with ReferrersFront(other.host, page_size=1) as front:
+        # Into a registry with the API: every referrer put by digest, which the registry
+        # takes by its subject (OCI-Subject): no fallback tag is written.
+        ok("copy", "--referrers", f"{registry.host}/{repo}:v1", f"{front.host}/{repo}:v1")
+        assert get_manifest(other.url, repo, fallback_tag(signed.digest)) is None
+        recorded = {e["digest"] for e in front.recorded[(repo, signed.digest)]}
+        assert recorded == {sha256(signed.sbom), sha256(signed.attestation)}
+        # Read back through the API: two pages, then each filter, by the registry or not.
+        tree = referrers(f"{front.host}/{repo}:v1")
+        assert {r.digest for top in tree for r in top.walk()} == set(signed.manifests)
+        assert {r.found for r in tree} == {"api", "tag"}
+        pages = [p for p in front.referrer_requests if signed.digest in p]
+        assert len(pages) >= 2 and any("page=1" in p for p in pages)
+        for filtered in (True, False):
+            front.filters = filtered
+            found = referrers(f"{front.host}/{repo}:v1", SPDX)
+            assert [r.digest for r in found] == [sha256(signed.sbom)]
+
+
+@pytest.mark.parametrize("answer", [404, 400, 406, "not-an-index"])
+def test_each_answer_that_means_no_api_reads_the_fallback_tag(
+    answer: int | str, registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    signed = Signed(registry, repo, tmp_path, f"no-api-{answer}")
+    with ReferrersFront(registry.host) as front:
+        front.no_api = answer
+        found = referrers(f"{front.host}/{repo}:v1")
+        assert front.referrer_requests  # the API was asked first
+    assert {r.digest for top in found for r in top.walk()} == set(signed.manifests)
+    assert {r.found for r in found} == {"fallback", "tag"}
+
+
+def test_thousands_of_referrers_are_paged_and_a_looping_registry_is_an_error(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    signed = Signed(registry, repo, tmp_path, "many")
+    extra = [
+        {
+            "mediaType": OCI_MANIFEST,
+            "digest": sha256(str(n).encode()),
+            "size": 2,
+            "artifactType": "x/y",
+        }
+        for n in range(3000)
+    ]
+    with ReferrersFront(registry.host, page_size=500) as front:
+        front.extra, front.extra_subject = extra, signed.digest
+        found = referrers(f"{front.host}/{repo}:v1", "x/y", depth=1)
+        assert len(found) == 3000 and len(front.referrer_requests) == 6  # pages of 500
+        front.loop_pages = True
+        done = run("referrers", f"{front.host}/{repo}:v1")
+        assert done.returncode == 1 and "next page link loops" in done.stderr
+        assert len(done.stderr.splitlines()) == 1
+
+
+def test_attach_then_referrers_round_trip_and_oras_pulls_the_files(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    import oras.client
+
+    image = write_docker25(tmp_path / "app.tar", [simple_image(tag="app:v1", seed="attach")])
+    with RegistryClient(registry.url) as client:
+        subject = client.push(image, repo, "v1").digest
+    sbom = tmp_path / "sbom.spdx.json"
+    sbom.write_text('{"spdxVersion": "SPDX-2.3", "name": "app"}')
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"scanned: clean\n")
+    out = ok(
+        "attach", f"{registry.host}/{repo}:v1", "--artifact-type", SPDX,
+        f"{sbom}:{SPDX}", str(notes), "-a", "org.example.scanner=v2",
+    )  # fmt: skip
+    written = out.strip()
+    assert written.startswith(f"{registry.host}/{repo}@sha256:")
+    digest = written.rsplit("@", 1)[1]
+    doc = json.loads(ok("referrers", "--json", f"{registry.host}/{repo}:v1"))
+    assert doc["digest"] == subject
+    [node] = doc["referrers"]
+    assert (node["digest"], node["artifact_type"], node["found"]) == (digest, SPDX, "fallback")
+    assert node["annotations"] == {"org.example.scanner": "v2"}
+    manifest = json.loads(get_manifest(registry.url, repo, digest) or b"{}")
+    assert manifest["subject"]["digest"] == subject
+    assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
+    assert [layer["mediaType"] for layer in manifest["layers"]] == [
+        SPDX,
+        "application/octet-stream",
+    ]
+    # oras, another client, pulls the artifact's files back by digest, named by their titles.
+    pulled = tmp_path / "pulled"
+    files = oras.client.OrasClient(insecure=True).pull(
+        target=f"{registry.host}/{repo}@{digest}", outdir=str(pulled)
+    )
+    assert sorted(Path(f).name for f in files) == ["notes.txt", "sbom.spdx.json"]
+    assert (pulled / "sbom.spdx.json").read_bytes() == sbom.read_bytes()
+    assert (pulled / "notes.txt").read_bytes() == notes.read_bytes()
+
+
+def test_attach_refuses_a_missing_file_and_a_missing_image(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    done = run(
+        "attach", f"{registry.host}/{repo}:v1", "--artifact-type", SPDX, str(tmp_path / "none")
+    )
+    assert done.returncode == 2 and "cannot read" in done.stderr, done.stderr
+    (tmp_path / "f").write_text("x")
+    done = run(
+        "attach", f"{registry.host}/{repo}:nope", "--artifact-type", SPDX, str(tmp_path / "f")
+    )
+    assert done.returncode == 1 and "no such image" in done.stderr, done.stderr
+    assert len(done.stderr.splitlines()) == 1

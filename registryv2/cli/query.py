@@ -218,7 +218,14 @@ def _referrer_doc(r: Referrer) -> dict[str, Any]:
 @main_group.command()
 @click.argument("reference", metavar="REF|PLACE")
 @click.option("--artifact-type", help="Only referrers of this artifact type (at the first level).")
-def referrers(reference: str, artifact_type: str | None) -> None:
+@click.option(
+    "--depth",
+    type=click.IntRange(1, 4),
+    default=4,
+    show_default=True,
+    help="Levels to read: referrers, their referrers (a signature of an SBOM)...",
+)
+def referrers(reference: str, artifact_type: str | None, depth: int) -> None:
     """Show what refers to an image: signatures, SBOMs, attestations, and what refers to them.
 
     Read from the registry's referrers API, else its fallback tag (sha256-<hex>), and
@@ -233,7 +240,7 @@ def referrers(reference: str, artifact_type: str | None) -> None:
     from .. import artifacts
 
     s = session()
-    found = artifacts.find_referrers(reference, s.connector(), artifact_type)
+    found = artifacts.find_referrers(reference, s.connector(), artifact_type, depth)
     s.result(
         {
             "reference": found.reference,
