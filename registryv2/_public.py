@@ -21,6 +21,7 @@ from .api import (
     push_docker_tar_with_all_original_tags,
     push_docker_tar_with_original_tags,
     referrers,
+    sync,
     tag,
 )
 from .archive import ImageArchive
@@ -63,8 +64,10 @@ from .models import (
 from .places import DockerArchive, OCIArchive, OCILayout, RegistryImage, parse_place
 from .reference import Reference, parse_repository_tag
 from .retry import RetryPolicy
+from .synchronize import Access, SyncedImage, SyncReport
 
 __all__ = [
+    "Access",
     "ArchiveWriteError",
     "AuthenticationError",
     "BlobInfo",
@@ -93,6 +96,8 @@ __all__ = [
     "RegistryImage",
     "RegistryV2Error",
     "RetryPolicy",
+    "SyncReport",
+    "SyncedImage",
     "TarReadError",
     "TransferEvent",
     "UnsupportedError",
@@ -119,6 +124,7 @@ __all__ = [
     "push_docker_tar_with_all_original_tags",
     "push_docker_tar_with_original_tags",
     "referrers",
+    "sync",
     "tag",
     "validate_docker_tar",
 ]

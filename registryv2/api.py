@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import artifacts, operations
@@ -35,6 +35,7 @@ from .models import (
 from .places import Place
 from .progress import progress_callback
 from .reference import is_digest
+from .synchronize import Access, Shard, SyncOptions, SyncReport, synchronize
 
 
 def check_registry_connectivity(registry_url: str, timeout: float = 30, **options: Any) -> bool:
@@ -359,6 +360,69 @@ def tag(source_ref: str, new_tag: str, *, timeout: float = 10, **options: Any) -
     """
     connect = functools.partial(RegistryClient, timeout=timeout, **options)
     return operations.tag_image(source_ref, [new_tag], connect)[0]
+
+
+def sync(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    destination: str | os.PathLike[str],
+    *,
+    source_transport: str | None = None,
+    destination_transport: str | None = None,
+    scoped: bool = False,
+    all_platforms: bool = False,
+    platform: str | None = None,
+    referrers: bool = False,
+    dry_run: bool = False,
+    keep_going: bool = False,
+    retry_times: int = 0,
+    append_suffix: str = "",
+    shard: str | None = None,
+    source_access: Access | None = None,
+    destination_access: Access | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    **options: Any,
+) -> SyncReport:
+    """Keep ``destination`` in step with a set of images, moving only what changed, as
+    ``skopeo sync`` does.
+
+    ``source`` is a sync list (skopeo's YAML, as a path or a ``dict``), a registry repository
+    (every tag) or image, an OCI layout directory or an archive; ``destination`` a registry
+    and path (``mirror.local/mirror``), ``oci:DIR`` or ``docker-archive:FILE`` (the transports
+    are told from them, or given). Each tag whose manifest digest differs at the destination
+    is copied (images in parallel, blobs the destination has are not sent again); the rest
+    cost a HEAD on each side. ``shard="K/N"`` takes this process's share of the set.
+    ``source_access`` and ``destination_access`` say how each side is reached (TLS, a
+    certificate directory, credentials, an auth file); a YAML registry's own settings win.
+    Never raises for one image: the report says what failed.
+
+    Example:
+        >>> report = sync("sync.yml", "localhost:15000/mirror")  # doctest: +SKIP
+        >>> print(report.summary())  # doctest: +SKIP
+        Synced 3 images: 3 copied, 0 up to date, 0 failed; 12.0 MiB moved in 1.2s
+    """
+    progress = progress_callback(options.pop("progress", None))
+
+    def connect(endpoint: str, access: Access) -> RegistryClient:
+        settings = {**options, **access.settings()}
+        return RegistryClient(endpoint, timeout=timeout, progress=progress, **settings)
+
+    chosen = SyncOptions(
+        source_transport=source_transport,
+        destination_transport=destination_transport,
+        scoped=scoped,
+        append_suffix=append_suffix,
+        selection=Selection(platform=platform, all_platforms=all_platforms, referrers=referrers),
+        dry_run=dry_run,
+        keep_going=keep_going,
+        retry_times=retry_times,
+        shard=Shard.parse(shard) if shard else None,
+        source_access=source_access or Access(),
+        destination_access=destination_access or Access(),
+        workers=int(options.get("workers", DEFAULT_WORKERS)),
+    )
+    return synchronize(
+        source, destination, connect, chosen, progress=progress, state_dir=options.get("state_dir")
+    )
 
 
 def referrers(

@@ -262,9 +262,19 @@ def host_certificates(
     for root in certs_d_roots() if roots is None else roots:
         directory = root / registry
         if directory.is_dir():
-            break
-    else:
-        return None
+            return directory_certificates(directory)
+    return None
+
+
+def directory_certificates(directory: Path) -> HostCertificates:
+    """The certificates in one directory (a registry's ``certs.d`` entry, or a
+    ``--cert-dir``): ``*.crt`` authorities, ``name.cert`` with ``name.key`` client pairs.
+
+    Example:
+        >>> directory_certificates(Path("/etc/docker/certs.d/registry:5000"))  # doctest: +SKIP
+    """
+    if not directory.is_dir():
+        raise ValidationError(f"{directory}: no such certificate directory")
     try:
         files = sorted(p for p in directory.iterdir() if p.is_file())
     except OSError as e:

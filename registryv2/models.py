@@ -42,6 +42,11 @@ class RegistryConfig:
         username: user name for registries that ask for credentials.
         password: password or token; never shown by ``repr()``.
         ca_bundle: a PEM file of certificate authorities to trust for this registry.
+        cert_dir: a directory of certificates for this registry, used instead of its
+            ``certs.d`` one (``*.crt`` authorities, a ``*.cert`` and ``*.key`` client pair), as
+            skopeo's ``--cert-dir``.
+        auth_file: a docker config file to read credentials from, instead of
+            ``~/.docker/config.json`` (skopeo's ``--authfile``).
         insecure: allow plain http and skip certificate verification.
         workers: large blobs moved in parallel (and ranges fetched at once of one large blob);
             blobs of one chunk or less, mostly round trips, run up to four times as wide.
@@ -66,6 +71,8 @@ class RegistryConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     resume: bool = True
     state_dir: str | None = None
+    cert_dir: str | None = None
+    auth_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:

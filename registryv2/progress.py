@@ -56,7 +56,7 @@ class _Progress:
     """What every view counts, and when it redraws. Thread-safe."""
 
     REDRAW_EVERY: ClassVar[float] = 0.1  # seconds
-    URGENT: ClassVar[tuple[str, ...]] = ("plan", "retry", "done", "error")  # drawn at once
+    URGENT: ClassVar[tuple[str, ...]] = ("plan", "retry", "done", "error", "images", "image")
 
     def __init__(self, verb: str | None = None) -> None:
         self.verb = verb
@@ -69,10 +69,12 @@ class _Progress:
         self._moved = 0  # bytes moved over the network, for the rate
         self._last_draw = 0.0
         self._ended = True  # the first plan begins a run
+        self._images = 0  # for a set of images: how many, and how many are finished
+        self._images_done = 0
 
     def __call__(self, event: TransferEvent) -> None:
         with self._lock:
-            if event.kind == "plan" and self._ended:
+            if event.kind in ("plan", "images") and self._ended:
                 self._begin(event.repository)
             self._update(event)
             ending = not self._ended and self._finished()
@@ -87,16 +89,25 @@ class _Progress:
         self._label = self.verb or repository
         self._blobs = {}
         self._planned_bytes = self._planned_blobs = self._moved = 0
+        self._images = self._images_done = 0
         self._started = time.monotonic()
         self._ended = False
 
     def _finished(self) -> bool:
+        if self._images:  # a set ends with its last image, whatever its blobs did
+            return self._images_done >= self._images
         blobs = self._blobs.values()
         done = sum(1 for b in blobs if b.state in _FINISHED)
         failed = any(b.state == "failed" for b in blobs)
         return failed or 0 < self._planned_blobs <= done
 
     def _update(self, event: TransferEvent) -> None:
+        if event.kind == "images":
+            self._images += event.blobs
+            return
+        if event.kind == "image":
+            self._images_done += 1
+            return
         if event.kind == "plan":
             self._planned_bytes += event.size
             self._planned_blobs += event.blobs
@@ -135,8 +146,9 @@ class _Progress:
         left = max(0, self._planned_bytes - done)
         eta = f"ETA {left / rate:.0f}s" if rate > 0 and left else ""
         total = max(self._planned_blobs, len(self._blobs))
+        images = f"{self._images_done}/{self._images} images, " if self._images else ""
         lines.append(
-            f"{self._label}: {finished}/{total} blobs, {human_bytes(done)} of "
+            f"{self._label}: {images}{finished}/{total} blobs, {human_bytes(done)} of "
             f"{human_bytes(self._planned_bytes)}, {human_bytes(rate)}/s {eta}".rstrip()
         )
         return lines

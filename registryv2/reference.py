@@ -49,6 +49,16 @@ def is_tag(value: str) -> bool:
     return bool(_TAG_RE.match(value))
 
 
+def is_repository(value: str) -> bool:
+    """Tell whether ``value`` is a repository path (``team/app``), without a registry or tag.
+
+    Example:
+        >>> is_repository("team/app"), is_repository("Team/app:v1")
+        (True, False)
+    """
+    return bool(_REPOSITORY_RE.match(value))
+
+
 def _looks_like_host(component: str) -> bool:
     # Docker's rule: the first path component is a registry host when it has a dot or a port,
     # or is "localhost"; otherwise the name lives on Docker Hub.

@@ -50,13 +50,17 @@ class RepositoryReferrers:
 
     @property
     def tags(self) -> set[str]:
-        """The repository's tags, listed once."""
+        """The repository's tags, listed once (or as set by whoever listed them already)."""
         if self._tags is None:
             try:
                 self._tags = set(self.registry.list_tags(self.repository))
             except NotFoundError:
                 self._tags = set()
         return self._tags
+
+    @tags.setter
+    def tags(self, tags: set[str]) -> None:
+        self._tags = tags
 
     def of(self, digest: str, artifact_type: str | None = None) -> list[Referral]:
         """Every referrer of ``digest``: the referrers API's (or, without one, the fallback
@@ -67,10 +71,7 @@ class RepositoryReferrers:
             >>> [r.artifact_type for r in found.of(digest)]  # doctest: +SKIP
             ['application/spdx+json']
         """
-        found = None
-        if self._api is not False:
-            found = referrers_api(self.registry, self.repository, digest, artifact_type)
-            self._api = found is not None
+        found = self.from_api(digest, artifact_type)
         if found is None:
             index = None
             if fallback_tag(digest) in self.tags:
@@ -84,6 +85,19 @@ class RepositoryReferrers:
         if artifact_type is not None:
             listed = [r for r in listed if r.artifact_type == artifact_type]
         return listed
+
+    def from_api(self, digest: str, artifact_type: str | None = None) -> list[Referral] | None:
+        """The referrers API's answer for ``digest``; None when the registry has no API
+        (asked once per repository).
+
+        Example:
+            >>> RepositoryReferrers(cncf_registry, "team/app").from_api(digest)  # doctest: +SKIP
+        """
+        if self._api is False:
+            return None
+        found = referrers_api(self.registry, self.repository, digest, artifact_type)
+        self._api = found is not None
+        return found
 
     def _cosign_tagged(self, digest: str) -> list[Referral]:
         tags = [fallback_tag(digest) + suffix for suffix in COSIGN_SUFFIXES]

@@ -34,7 +34,12 @@ class RegistrySource:
     """
 
     def __init__(
-        self, registry: Registry, repository: str, name: str, identifiers: Sequence[str] | None
+        self,
+        registry: Registry,
+        repository: str,
+        name: str,
+        identifiers: Sequence[str] | None,
+        referrers: RepositoryReferrers | None = None,
     ) -> None:
         self.registry = registry
         self.repository = repository
@@ -43,7 +48,8 @@ class RegistrySource:
         self.label = f"{registry.transport.registry}/{repository}"
         self.home = (registry.transport.registry, repository)
         self.skip_referrer_tags = False
-        self._referrers = RepositoryReferrers(registry, repository)
+        # Shared by sources of one repository, so that its tags are listed once.
+        self._referrers = referrers or RepositoryReferrers(registry, repository)
 
     def entries(self) -> list[Entry]:
         """The manifest at each identifier (every tag when none was given, less the tags

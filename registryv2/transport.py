@@ -27,7 +27,13 @@ from urllib3.util.ssl_ import create_urllib3_context
 
 from ._version import __version__
 from .auth import Authenticator, scopes_for
-from .credentials import Credentials, certs_d_roots, host_certificates, load_docker_credentials
+from .credentials import (
+    Credentials,
+    certs_d_roots,
+    directory_certificates,
+    host_certificates,
+    load_docker_credentials,
+)
 from .exceptions import (
     AuthenticationError,
     ErrorDetail,
@@ -367,7 +373,11 @@ class Transport:
             )
         self._lock = threading.Lock()
         # As docker and skopeo: authorities and a client certificate for this registry alone.
-        self.certificates = host_certificates(self.registry)
+        self.certificates = (
+            directory_certificates(Path(config.cert_dir))
+            if config.cert_dir
+            else host_certificates(self.registry)
+        )
         # Small blobs at SMALL_BLOB_WIDTH x workers at once, or large ones (workers) with their
         # ranges (workers more); and probes.
         pool_size = SMALL_BLOB_WIDTH * config.workers + 4
@@ -424,7 +434,10 @@ class Transport:
     def _credentials(self) -> Credentials | None:
         if self.config.username is not None or self.config.password is not None:
             return Credentials(self.config.username or "", self.config.password or "")
-        return load_docker_credentials(self.registry)
+        path = Path(self.config.auth_file) if self.config.auth_file else None
+        if path is not None and not path.is_file():
+            raise ValidationError(f"{path}: no such credentials file")
+        return load_docker_credentials(self.registry, path)
 
     def close(self) -> None:
         """Close the pooled connections."""

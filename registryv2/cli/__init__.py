@@ -9,7 +9,7 @@ at the top of its module: the commands that only read an archive, and ``--help``
 without requests and urllib3, which take most of a command's start-up.
 """
 
-from . import manage, query, transfer
+from . import manage, query, sync, transfer
 from .app import main, main_group
 
-__all__ = ["main", "main_group", "manage", "query", "transfer"]
+__all__ = ["main", "main_group", "manage", "query", "sync", "transfer"]

@@ -85,24 +85,29 @@ class Session:
         return self._password[0]
 
     def connect(self, endpoint: str, **settings: Any) -> RegistryClient:
-        """A client for ``endpoint`` with the global options, and progress when shown."""
+        """A client for ``endpoint`` with the global options, and progress when shown;
+        ``settings`` (a command's own) win over them."""
         from ..client import RegistryClient
 
         if self.insecure and not self._warned:
             self._warned.append(True)
             self.warn(INSECURE_WARNING)
-        return RegistryClient(
-            endpoint,
-            username=self.username,
-            password=self.password,
-            ca_bundle=self.ca_cert,
-            insecure=self.insecure,
-            timeout=self.timeout,
-            retry=RetryPolicy(attempts=self.retries),
-            workers=self.workers,
-            progress=self._progress[0] if self._progress else None,
-            **settings,
-        )
+        chosen: dict[str, Any] = {
+            "ca_bundle": self.ca_cert,
+            "insecure": self.insecure,
+            "timeout": self.timeout,
+            "retry": RetryPolicy(attempts=self.retries),
+            "workers": self.workers,
+            "progress": self._progress[0] if self._progress else None,
+        }
+        if "username" not in settings:  # a command's own credentials win (sync's --src-creds)
+            chosen.update(username=self.username, password=self.password)
+        return RegistryClient(endpoint, **{**chosen, **settings})
+
+    @property
+    def progress(self) -> TerminalProgress | None:
+        """The progress drawn for this command, if any."""
+        return self._progress[0] if self._progress else None
 
     def warn(self, message: str) -> None:
         """One line on standard error (a JSON document with ``--json``), whatever ``-q`` says;
