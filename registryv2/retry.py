@@ -189,6 +189,9 @@ class RetryPolicy:
         initial_delay: the cap of the first wait, in seconds; each next cap doubles.
         max_delay: the largest cap of one wait.
         max_elapsed: seconds one step may take, attempts and waits together, before giving up.
+        max_rate_limit_wait: seconds one step may wait, in all, for a registry whose rate limit
+            is used up (HTTP 429, as Docker Hub's pull limit answers): those waits are not
+            failures, and do not count as attempts.
 
     Example:
         >>> policy = RetryPolicy(attempts=3, initial_delay=0.5)
@@ -200,6 +203,7 @@ class RetryPolicy:
     initial_delay: float = 1.0
     max_delay: float = 30.0
     max_elapsed: float = 900.0
+    max_rate_limit_wait: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -250,6 +254,8 @@ class Attempts:
         self._on_retry = on_retry
         self._cancel = cancel
         self._started = time.monotonic()
+        self._rate_waits = 0
+        self._rate_waited = 0.0
 
     def reset(self) -> None:
         """The step made progress: count failures, and time, from zero again."""
@@ -260,8 +266,17 @@ class Attempts:
         """Wait before the next attempt after ``error``, or raise when there should be none.
 
         A permanent failure is raised as it is; a transient one that exhausts the policy is
-        raised saying how many attempts were made.
+        raised saying how many attempts were made. A rate limit (HTTP 429) is waited out, as
+        long as the registry asks (``Retry-After``), up to the policy's
+        ``max_rate_limit_wait``, and said in one line.
         """
+        if (
+            isinstance(error, RegistryError)
+            and error.status == 429
+            and self.policy.attempts > 1
+            and self._rate_limited(error)
+        ):
+            return
         self.failures += 1
         if not is_transient(error):
             raise error
@@ -290,6 +305,30 @@ class Attempts:
             time.sleep(delay)
         elif self._cancel.wait(delay):
             raise CancelledError(self.what)
+
+    def _rate_limited(self, error: RegistryError) -> bool:
+        """Wait for a rate limit's window; False when the policy allows no more waiting."""
+        asked = error.retry_after
+        self._rate_waits += 1
+        delay = asked if asked is not None else min(60.0, 2.0**self._rate_waits)
+        if self._rate_waited + delay > self.policy.max_rate_limit_wait:
+            return False
+        self._rate_waited += delay
+        logger.warning(
+            "%s: the registry's rate limit is reached; waiting %gs%s, then going on",
+            self.what,
+            delay,
+            " as it asks" if asked is not None else "",
+        )
+        if self._on_retry is not None:
+            self._on_retry(
+                RetryNotice(self.what, self._rate_waits, self.policy.attempts, delay, str(error))
+            )
+        if self._cancel is None:
+            time.sleep(delay)
+        elif self._cancel.wait(delay):
+            raise CancelledError(self.what)
+        return True
 
 
 def _gave_up(error: BaseException, attempts: int) -> BaseException:

@@ -405,6 +405,7 @@ class Transport:
             allow_http_realm=lambda: config.insecure or self._scheme == "http",
         )
         self.auth.timeouts = self.timeouts
+        self._rate_limit_said = False
 
     def __repr__(self) -> str:
         return f"Transport({self.registry!r})"
@@ -551,9 +552,30 @@ class Transport:
         attempts = policy.begin(what)
         while True:
             try:
-                return self._attempt(method, url, what, expect, headers, params, data, stream)
+                response = self._attempt(method, url, what, expect, headers, params, data, stream)
             except RegistryError as e:
                 attempts.retry(e)
+                continue
+            self._note_rate_limit(response)
+            return response
+
+    def _note_rate_limit(self, response: requests.Response) -> None:
+        """Say once when a registry's rate limit (Docker Hub's ``ratelimit-remaining``) is used
+        up: the requests that count against it (manifest and blob GETs) then wait for it."""
+        remaining = response.headers.get("ratelimit-remaining")
+        if remaining is None or self._rate_limit_said:
+            return
+        count, _, window = remaining.partition(";")
+        if count.strip() != "0":
+            return
+        self._rate_limit_said = True
+        seconds = window.strip().removeprefix("w=")
+        logger.warning(
+            "%s: the pull rate limit is used up%s; pulls wait for it (HEAD requests, "
+            "which compare digests, do not count)",
+            self.registry,
+            f" for this {seconds}s window" if seconds.isdigit() else "",
+        )
 
     def _attempt(
         self,

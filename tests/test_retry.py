@@ -112,14 +112,46 @@ def test_retry_after_is_honoured() -> None:
 
 def test_a_retry_after_beyond_the_time_budget_gives_up_at_once() -> None:
     policy = RetryPolicy(max_elapsed=5)
-    asked = RegistryError("slow down [HTTP 429]", status=429, transient=True, retry_after=3600)
+    asked = RegistryError("busy [HTTP 503]", status=503, transient=True, retry_after=3600)
     started = time.monotonic()
     with pytest.raises(RegistryError) as err:
         policy.begin("listing").retry(asked)
     assert str(err.value) == (
-        "slow down [HTTP 429] (the registry asked to wait 3600s; more than the 5s allowed)"
+        "busy [HTTP 503] (the registry asked to wait 3600s; more than the 5s allowed)"
     )
     assert time.monotonic() - started < 1
+
+
+def test_a_rate_limit_longer_than_the_policy_waits_for_gives_up_at_once() -> None:
+    policy = RetryPolicy(max_elapsed=5, max_rate_limit_wait=60)
+    asked = RegistryError("slow down [HTTP 429]", status=429, transient=True, retry_after=3600)
+    started = time.monotonic()
+    with pytest.raises(RegistryError, match="asked to wait 3600s"):
+        policy.begin("listing").retry(asked)
+    assert time.monotonic() - started < 1
+
+
+@responses.activate
+def test_a_rate_limit_is_waited_out_and_said_not_counted_as_failures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Docker Hub's answers: the pull limit used up, then 429 with Retry-After, more times than
+    # the policy's attempts: every one is waited for, and the listing goes through.
+    limited = {"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "0;w=21600"}
+    registry = {"Docker-Distribution-Api-Version": "registry/2.0"}
+    responses.get("http://r.test/v2/", headers={**limited, **registry})
+    for _ in range(4):
+        responses.get(
+            "http://r.test/v2/app/tags/list", status=429, headers={**limited, "Retry-After": "0"}
+        )
+    responses.get("http://r.test/v2/app/tags/list", json={"tags": ["v1"]})
+    client = RegistryClient("http://r.test", insecure=True, retry=RetryPolicy(attempts=2))
+    with caplog.at_level(logging.WARNING, "registryv2"), client as c:
+        assert c.ping()
+        assert c.list_tags("app") == ["v1"]
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("pull rate limit is used up for this 21600s window" in m for m in said) == 1
+    assert sum("rate limit is reached; waiting 0s as it asks" in m for m in said) == 4
 
 
 def test_waits_are_full_jitter_under_a_doubling_cap() -> None:
