@@ -46,7 +46,14 @@ from .journal import default_state_dir
 from .log import logger
 from .manifest import INDEXES, host_platform
 from .models import DEFAULT_WORKERS, CopyResult, Platform
-from .places import COSIGN_SUFFIXES, Entry, ImageDestination, ImageSource, PlannedImage
+from .places import (
+    COSIGN_SUFFIXES,
+    REFERRER_TAG,
+    Entry,
+    ImageDestination,
+    ImageSource,
+    PlannedImage,
+)
 from .places import fallback_tag as fallback_tag_of
 from .reference import Reference, is_digest, normalize_archive_tag
 from .referrals import RepositoryReferrers
@@ -344,6 +351,7 @@ def plan_sync(
     shard: Shard | None = None,
     keep_going: bool = False,
     failures: list[SyncedImage] | None = None,
+    referrers: bool = False,
 ) -> SyncPlan:
     """Every image of ``source`` (a registry repository or image, a sync list, a layout, an
     archive), named at ``destination``; only this ``shard``'s. With ``keep_going`` a source
@@ -379,6 +387,8 @@ def plan_sync(
         if isinstance(source, Mapping):
             raise ValidationError(f"a {kind} source is a path")
         items = _file_items(os.fspath(source), kind, namer)
+    if referrers:  # the tags referrers go under travel with their images, not as images
+        items = [i for i in items if not REFERRER_TAG.match(i.identifier)]
     unique = list({item.destination: item for item in items}.values())
     if shard is not None:
         unique = [item for item in unique if shard.takes(item)]
@@ -796,9 +806,15 @@ def _one_line(error: BaseException) -> str:
 def _expected_digest(run: _Run, item: SyncItem, source_digest: str, media_type: str) -> str | None:
     """The digest the destination holds when ``item`` is in step: the source's, or, for an
     index copied as one platform, the digest of the image taken from it last time."""
-    if run.selection.all_platforms or media_type not in INDEXES:
+    if _whole(run, item) or media_type not in INDEXES:
         return source_digest
     return run.choices.get(source_digest, _platform_key(run.selection))
+
+
+def _whole(run: _Run, item: SyncItem) -> bool:
+    """Whether ``item`` is copied whole: with ``--all``, and always for a tag referrers go
+    under (a fallback index lists artifacts, not platforms)."""
+    return run.selection.all_platforms or bool(REFERRER_TAG.match(item.identifier))
 
 
 def _platform_key(selection: Selection) -> str:
@@ -898,7 +914,10 @@ def _plans(
         names: tuple[str, ...] = (_dest_path(item),)
     else:  # an image synced by digest has no name in a file
         names = () if "@" in item.target else (item.target,)
-    planned = plan_image(source, entry, names, run.selection)
+    selection = run.selection
+    if _whole(run, item) and not selection.all_platforms:
+        selection = dataclasses.replace(selection, platform=None, all_platforms=True)
+    planned = plan_image(source, entry, names, selection)
     plans = [planned]
     if run.selection.referrers:
         seen = {m.digest for m in (planned.manifest, *planned.children)}
@@ -1042,6 +1061,7 @@ def synchronize(
         shard=options.shard,
         keep_going=options.keep_going,
         failures=failures,
+        referrers=options.selection.referrers,
     )
     return run_sync(
         plan,

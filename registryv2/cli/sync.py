@@ -1,4 +1,4 @@
-"""``registryv2 sync``: skopeo sync's command line, over :mod:`registryv2.synchronize`."""
+"""``registryv2 sync``: skopeo sync's command line, over the sync job in ``synchronize.py``."""
 
 from __future__ import annotations
 
