@@ -113,6 +113,16 @@ class TransferEngine:
         self._range_pool: ThreadPoolExecutor | None = None
         self._large = threading.Semaphore(workers)  # places for blobs larger than a chunk
         self._breaks = LinkBreaks()  # one link to the registry, whichever blob crosses it
+        # Set by interrupt(): every transfer running in any thread stops, as on Ctrl-C.
+        self._interrupted = threading.Event()
+
+    def interrupt(self) -> None:
+        """Stop every transfer in flight, from whichever thread runs it, as Ctrl-C stops the
+        one in the main thread: each ends its requests cleanly (an upload keeps what the
+        registry took, for the next run) and raises ``CancelledError``. For a caller that runs
+        transfers in threads of its own (a sync of many images) and is interrupted.
+        """
+        self._interrupted.set()
 
     def close(self) -> None:
         """Stop the worker threads."""
@@ -195,7 +205,12 @@ class TransferEngine:
         pool = self._executor()
         futures: list[Future[BlobResult]] = [pool.submit(run, blob) for blob in blobs]
         try:
-            wait(futures, return_when=FIRST_EXCEPTION)
+            while True:
+                done, pending = wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION)
+                if not pending or any(f.exception() is not None for f in done):
+                    break
+                if self._interrupted.is_set():
+                    raise CancelledError(f"moving blobs of {repository}: interrupted")
         finally:
             if not all(f.done() for f in futures):
                 cancel.set()

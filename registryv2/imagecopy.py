@@ -167,6 +167,7 @@ class Places:
     def __init__(self, connect: Connect) -> None:
         self._connect = connect
         self._registries: dict[str, Registry] = {}
+        self._engines: list[TransferEngine] = []
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Places:
@@ -181,6 +182,14 @@ class Places:
             self._registries[endpoint] = self._stack.enter_context(self._connect(endpoint))
         return self._registries[endpoint]
 
+    def interrupt(self) -> None:
+        """Stop every transfer in flight on these registries' engines (see
+        :meth:`TransferEngine.interrupt`)."""
+        for registry in list(self._registries.values()):
+            registry.engine.interrupt()
+        for engine in self._engines:
+            engine.interrupt()
+
     def hold(self, source: ImageSource) -> ImageSource:
         """Close ``source`` with the rest."""
         self._stack.callback(source.close)
@@ -194,6 +203,7 @@ class Places:
             return registry.engine
         engine = make() if make else TransferEngine(None, DEFAULT_WORKERS, None)
         self._stack.callback(engine.close)
+        self._engines.append(engine)
         return engine
 
 

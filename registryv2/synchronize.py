@@ -764,9 +764,12 @@ def _to_registry(run: _Run, workers: int) -> list[SyncedImage]:
                 if result.status == "failed" and not run.keep_going:
                     run.stop.set()
         except BaseException:
+            # Interrupted: images in flight stop at once, keeping what each upload sent.
             run.stop.set()
             for future in futures:
                 future.cancel()
+            for places in (run.sources, run.destinations):
+                places.interrupt()
             raise
     failed = [r for r in results.values() if r.status == "failed"]
     if failed and not run.keep_going:
