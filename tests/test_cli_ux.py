@@ -123,3 +123,16 @@ def test_inspect_shows_exposed_ports_as_json_does(
     assert "ExposedPorts" not in ok("inspect", str(plain))
     assert json.loads(ok("inspect", "--json", str(plain)))["image"]["config"]["exposed_ports"] == {}
 
+
+def test_a_huge_message_is_one_line_under_the_cap(tmp_path: Path) -> None:
+    # A path of some 3,000 characters that does not exist: its message would be as long.
+    missing = tmp_path.joinpath(*["d" * 150] * 20, "x.tar")
+    done = run("push", str(missing), "localhost:1/x:y")
+    assert_one_line_error(done, 2, "registryv2: error: Tar file does not exist: ")
+    line = done.stderr.strip()
+    assert len(line) <= len("registryv2: error: ") + 500 + len("... (9999 more characters)")
+    assert line.endswith(f"... ({len(str(missing)) + 25 - 500} more characters)"), line[-80:]
+    error = assert_json_error(
+        run("push", "--json", str(missing), "localhost:1/x:y"), 2, "ArchiveNotFoundError"
+    )
+    assert len(error["message"]) < 600 and error["message"].endswith("more characters)")
