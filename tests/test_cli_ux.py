@@ -136,3 +136,16 @@ def test_a_huge_message_is_one_line_under_the_cap(tmp_path: Path) -> None:
         run("push", "--json", str(missing), "localhost:1/x:y"), 2, "ArchiveNotFoundError"
     )
     assert len(error["message"]) < 600 and error["message"].endswith("more characters)")
+
+
+def test_tag_takes_a_whole_reference_in_the_same_repository(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    # As docker tag users type it: SRC and DEST both whole references.
+    tar = write_legacy(tmp_path / "app.tar", [simple_image(seed="whole-reference")])
+    ok("push", str(tar), f"{registry.host}/{repo}:v1")
+    ok("tag", f"{registry.host}/{repo}:v1", f"{registry.host}/{repo}:v2")
+    assert sorted(list_tags(registry.url, repo)) == ["v1", "v2"]
+    done = run("tag", f"{registry.host}/{repo}:v1", f"{registry.host}/other/repo:v3")
+    assert_one_line_error(done, 2, "another repository", "use copy")
+    assert sorted(list_tags(registry.url, repo)) == ["v1", "v2"]
