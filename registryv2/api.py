@@ -22,6 +22,13 @@ from typing import Any
 from . import artifacts, operations
 from .client import RegistryClient
 from .engine import TransferEngine
+from .exceptions import (
+    TAR_NOT_FOUND,
+    TAR_NOT_PUSHED,
+    UNREACHABLE,
+    ArchiveNotFoundError,
+    RegistryError,
+)
 from .imagecopy import Selection
 from .manifest import sha256_digest
 from .models import (
@@ -50,8 +57,13 @@ def check_registry_connectivity(registry_url: str, timeout: float = 30, **option
         >>> check_registry_connectivity("http://localhost:15000")  # doctest: +SKIP
         True
     """
-    with RegistryClient(registry_url, timeout=timeout, **options) as client:
-        return client.ping()
+    try:
+        with RegistryClient(registry_url, timeout=timeout, **options) as client:
+            return client.ping()
+    except RegistryError as e:  # registry-api-v2-client says this of every failure here
+        if str(e).startswith(UNREACHABLE):
+            raise
+        raise e.retitled(f"{UNREACHABLE}: {e}") from e
 
 
 def push_docker_tar(
@@ -76,8 +88,11 @@ def push_docker_tar(
         >>> push_docker_tar("app.tar", "localhost:15000", "team/app", "v1")  # doctest: +SKIP
         'sha256:...'
     """
-    with RegistryClient(registry_url, timeout=timeout, **options) as client:
-        return client.push(tar_path, repository, tag, image=image, compress=compress).digest
+    try:
+        with RegistryClient(registry_url, timeout=timeout, **options) as client:
+            return client.push(tar_path, repository, tag, image=image, compress=compress).digest
+    except ArchiveNotFoundError as e:  # in registry-api-v2-client's words for a push
+        raise e.retitled(str(e).replace(TAR_NOT_FOUND, TAR_NOT_PUSHED, 1)) from None
 
 
 def push_docker_tar_with_original_tags(

@@ -25,6 +25,52 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# How registry-api-v2-client's messages begin for the failures registryv2 reports too. Code
+# migrated from it matches on these words, so registryv2's messages for the same failures
+# begin with them, then say precisely what is wrong.
+TAR_NOT_FOUND = "Tar file does not exist"
+TAR_NOT_PUSHED = "Tar file not found"  # its word for the same, from the push functions
+TAR_UNREADABLE = "Error reading tar file"
+INVALID_TAR = "Invalid Docker tar file"
+BAD_CONFIG = "Cannot read config file"
+BLOB_NOT_IN_TAR = "Blob not found in tar"
+BLOB_MISMATCH = "Blob digest mismatch"
+NO_REPOSITORY = "No repository specified and could not extract repository from tar file"
+NO_ORIGINAL_TAGS = "No original tags found in tar file"
+LIST_TAGS_FAILED = "Failed to list tags for"
+LIST_REPOSITORIES_FAILED = "Failed to list repositories"
+NOT_A_REGISTRY = "Registry does not support API v2"
+NEEDS_AUTHENTICATION = "Registry requires authentication"
+UNEXPECTED_STATUS = "Registry returned unexpected status"
+UNREACHABLE = "Failed to connect to registry"
+THEIR_WORDS = (
+    TAR_NOT_FOUND,
+    TAR_NOT_PUSHED,
+    TAR_UNREADABLE,
+    INVALID_TAR,
+    BAD_CONFIG,
+    BLOB_NOT_IN_TAR,
+    BLOB_MISMATCH,
+    NO_REPOSITORY,
+    NO_ORIGINAL_TAGS,
+    LIST_TAGS_FAILED,
+    LIST_REPOSITORIES_FAILED,
+    NOT_A_REGISTRY,
+    NEEDS_AUTHENTICATION,
+    UNEXPECTED_STATUS,
+    UNREACHABLE,
+)
+
+
+def begin_with(words: str, message: str) -> str:
+    """``message`` begun with ``words`` (one of the above), unless it begins with some already.
+
+    Example:
+        >>> begin_with(INVALID_TAR, "app.tar: not a tar archive (invalid header)")
+        'Invalid Docker tar file: app.tar: not a tar archive (invalid header)'
+    """
+    return message if message.startswith(THEIR_WORDS) else f"{words}: {message}"
+
 
 @dataclass(frozen=True)
 class ErrorDetail:

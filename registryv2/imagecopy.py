@@ -40,7 +40,13 @@ from .compress import (
     compressed_manifest,
 )
 from .engine import TransferEngine
-from .exceptions import DigestMismatchError, TarReadError, UnsupportedError, ValidationError
+from .exceptions import (
+    NO_REPOSITORY,
+    DigestMismatchError,
+    TarReadError,
+    UnsupportedError,
+    ValidationError,
+)
 from .image import Blob, Image
 from .manifest import (
     MAX_CONFIG_SIZE,
@@ -314,7 +320,9 @@ def registry_names(repository: str | None, tag: str | None, all_tags: bool) -> N
             first = entry.names[0] if entry.names else None
             target_repository = repository or (own(first) or ("", ""))[0] if first else repository
             if not target_repository:
-                raise ValidationError("the image has no name to take a repository from; give one")
+                raise ValidationError(
+                    f"{NO_REPOSITORY}: the image has no name to take a repository from; give one"
+                )
             target_tag = tag or (_tag_of(first) if first else None) or DEFAULT_TAG
             return [(f"{target_repository}:{target_tag}",)]
         grouped: dict[str, list[str]] = {}

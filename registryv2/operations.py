@@ -29,7 +29,7 @@ from pathlib import Path
 from .archive import ImageArchive
 from .compress import CompressionMemory
 from .engine import TransferEngine
-from .exceptions import ValidationError
+from .exceptions import NO_ORIGINAL_TAGS, ValidationError
 from .image import Blob, Image
 from .imagecopy import (
     Connect,
@@ -218,7 +218,9 @@ def push_tar_all_tags(
     with ImageArchive.open(tar_path) as archive:
         entries = [e for e in archive.entries() if e.names]
         if not entries:
-            raise ValidationError(f"{archive.path}: the archive has no tags to push")
+            raise ValidationError(
+                f"{NO_ORIGINAL_TAGS}: {archive.path} has no tags to push; give a repository"
+            )
         return _push_entries(registry, archive, entries, None, None, True, compress, memory)
 
 

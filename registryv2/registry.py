@@ -20,6 +20,13 @@ from .download import BlobReader
 from .engine import TransferEngine
 from .events import ProgressCallback
 from .exceptions import (
+    LIST_REPOSITORIES_FAILED,
+    LIST_TAGS_FAILED,
+    NEEDS_AUTHENTICATION,
+    NOT_A_REGISTRY,
+    UNEXPECTED_STATUS,
+    UNREACHABLE,
+    AuthenticationError,
     DigestMismatchError,
     NotFoundError,
     RegistryError,
@@ -148,12 +155,18 @@ class Registry:
             True
         """
         what = f"checking {self.transport.registry}"
-        response = self.transport.request("GET", "/v2/", what=what, stream=True)
+        try:
+            response = self.transport.request("GET", "/v2/", what=what, stream=True)
+        except AuthenticationError as e:
+            raise e.retitled(f"{NEEDS_AUTHENTICATION}: {e}") from e
+        except RegistryError as e:
+            words = UNREACHABLE if e.status is None else f"{UNEXPECTED_STATUS}: {e.status}"
+            raise e.retitled(f"{words}: {e}") from e
         response.close()
         version = response.headers.get("Docker-Distribution-Api-Version", "")
         if "registry/2.0" not in version:
             raise RegistryError(
-                f"{what}: it answers /v2/ but is not a registry "
+                f"{NOT_A_REGISTRY}: {self.transport.registry} answers /v2/ but is not a registry "
                 "(no Docker-Distribution-Api-Version: registry/2.0)",
                 status=response.status_code,
             )
@@ -217,7 +230,7 @@ class Registry:
             self._pages(
                 "/v2/_catalog",
                 "repositories",
-                f"listing repositories of {self.transport.registry}",
+                f"{LIST_REPOSITORIES_FAILED} of {self.transport.registry}",
                 page_size,
             )
         )
@@ -234,7 +247,10 @@ class Registry:
         check_repository(repository)
         return list(
             self._pages(
-                f"/v2/{repository}/tags/list", "tags", f"listing tags of {repository}", page_size
+                f"/v2/{repository}/tags/list",
+                "tags",
+                f"{LIST_TAGS_FAILED} {repository}",
+                page_size,
             )
         )
 

@@ -149,7 +149,8 @@ def test_junk_files_give_one_clear_error(tmp_path: Path, content: bytes, complai
     path.write_bytes(content)
     with pytest.raises(TarReadError) as err:
         ImageArchive.open(path)
-    assert str(err.value).startswith(str(path))
+    # registry-api-v2-client's words first, then the file and what is wrong with it.
+    assert str(err.value).startswith(f"Invalid Docker tar file: {path}: ")
     assert complaint in str(err.value)
 
 

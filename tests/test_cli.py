@@ -326,7 +326,7 @@ def test_bad_archives_are_usage_errors(registry: RegistryServer, tmp_path: Path)
         run("push", str(missing), f"{registry.host}/x:y", "--json"),
         2,
         "ArchiveNotFoundError",
-        "no such file",
+        "Tar file does not exist",
     )
 
 

@@ -96,15 +96,15 @@ def test_shell_completion_offers_commands_and_options() -> None:
 def test_json_error_messages_are_the_message_alone(tmp_path: Path) -> None:
     missing = tmp_path / "missing.tar"
     done = run("push", str(missing), "localhost:1/a:b")
-    assert_one_line_error(done, 2, f"registryv2: error: {missing}")
+    assert_one_line_error(done, 2, f"registryv2: error: Tar file does not exist: {missing}")
     error = assert_json_error(
         run("push", "--json", str(missing), "localhost:1/a:b"), 2, "ArchiveNotFoundError"
     )
-    assert error["message"].startswith(str(missing)), error
+    assert error["message"] == f"Tar file does not exist: {missing}", error
     done = run("check", "--json", "--retries", "1", "localhost:1")
     assert done.returncode == 1, done.stderr
     error = json.loads(done.stderr)["error"]
-    assert error["message"].startswith("checking localhost:1: "), error
+    assert error["message"].startswith("Failed to connect to registry: checking localhost:1: ")
 
 
 def test_inspect_shows_exposed_ports_as_json_does(
@@ -122,3 +122,30 @@ def test_inspect_shows_exposed_ports_as_json_does(
     plain = write_legacy(tmp_path / "plain.tar", [simple_image()])
     assert "ExposedPorts" not in ok("inspect", str(plain))
     assert json.loads(ok("inspect", "--json", str(plain)))["image"]["config"]["exposed_ports"] == {}
+
+
+def test_a_huge_message_is_one_line_under_the_cap(tmp_path: Path) -> None:
+    # A path of some 3,000 characters that does not exist: its message would be as long.
+    missing = tmp_path.joinpath(*["d" * 150] * 20, "x.tar")
+    done = run("push", str(missing), "localhost:1/x:y")
+    assert_one_line_error(done, 2, "registryv2: error: Tar file does not exist: ")
+    line = done.stderr.strip()
+    assert len(line) <= len("registryv2: error: ") + 500 + len("... (9999 more characters)")
+    assert line.endswith(f"... ({len(str(missing)) + 25 - 500} more characters)"), line[-80:]
+    error = assert_json_error(
+        run("push", "--json", str(missing), "localhost:1/x:y"), 2, "ArchiveNotFoundError"
+    )
+    assert len(error["message"]) < 600 and error["message"].endswith("more characters)")
+
+
+def test_tag_takes_a_whole_reference_in_the_same_repository(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    # As docker tag users type it: SRC and DEST both whole references.
+    tar = write_legacy(tmp_path / "app.tar", [simple_image(seed="whole-reference")])
+    ok("push", str(tar), f"{registry.host}/{repo}:v1")
+    ok("tag", f"{registry.host}/{repo}:v1", f"{registry.host}/{repo}:v2")
+    assert sorted(list_tags(registry.url, repo)) == ["v1", "v2"]
+    done = run("tag", f"{registry.host}/{repo}:v1", f"{registry.host}/other/repo:v3")
+    assert_one_line_error(done, 2, "another repository", "use copy")
+    assert sorted(list_tags(registry.url, repo)) == ["v1", "v2"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import re
+import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ import registry_api_v2_client as theirs
 
 import registryv2 as ours
 
-from .archives import rewrite_members, simple_image, write_docker25, write_legacy
+from .archives import rewrite_members, sha256, simple_image, write_docker25, write_legacy
 from .hostile import Answer, HostileRegistry
 from .servers import RegistryServer, free_port, skopeo
 
@@ -139,12 +141,29 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ),
         "junk": _write(tmp / "junk.tar", b"this is not a tar archive\n" * 50),
         "missing": tmp / "missing.tar",
+        "no-manifest": _without(broken, tmp / "no-manifest.tar", "manifest.json"),
+        "no-config": _without(broken, tmp / "no-config.tar", sha256(image.config())[7:] + ".json"),
+        "directory": _mkdir(tmp / "a-directory"),
     }
 
 
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def _without(src: Path, dst: Path, name: str) -> Path:
+    """The tar ``src`` less its member ``name``."""
+    with tarfile.open(src) as old, tarfile.open(dst, "w") as new:
+        for member in old.getmembers():
+            if member.name != name:
+                new.addfile(member, old.extractfile(member) if member.isreg() else None)
+    return dst
 
 
 # -- connectivity ---------------------------------------------------------------------------
@@ -430,3 +449,121 @@ def test_the_tolerated_differences_are_the_documented_ones() -> None:
     migration = (Path(__file__).parent.parent / "docs" / "migration.md").read_text()
     for reason in TOLERATED:
         assert f"`{reason}`" in migration, f"docs/migration.md does not explain {reason}"
+
+
+# -- their messages -----------------------------------------------------------------------------
+# Code migrated from that library (and its own test suite) matches on its messages: for the same
+# failure, ours begin with its words, then say which file or reference and what is wrong.
+
+ARCHIVE_WORDS = [
+    ("validate_docker_tar", "missing", "Tar file does not exist"),
+    ("get_tar_manifest", "missing", "Tar file does not exist"),
+    ("inspect_docker_tar", "missing", "Tar file does not exist"),
+    ("get_tar_manifest", "junk", "Invalid Docker tar file"),
+    ("inspect_docker_tar", "junk", "Invalid Docker tar file"),
+    ("get_tar_manifest", "no-manifest", "Invalid Docker tar file"),
+    ("inspect_docker_tar", "no-manifest", "Invalid Docker tar file"),
+    ("get_tar_manifest", "no-config", "Invalid Docker tar file"),
+    ("inspect_docker_tar", "no-config", "Invalid Docker tar file"),
+    ("inspect_docker_tar", "broken-config", "Cannot read config file"),
+    ("get_tar_manifest", "directory", "Error reading tar file"),
+    ("inspect_docker_tar", "directory", "Error reading tar file"),
+]
+
+
+def assert_their_words(theirs_says: Outcome, function: Callable[[], Any], words: str) -> None:
+    """They raise with ``words`` first; we raise the same kind of error, beginning alike."""
+    assert theirs_says.error is not None and str(theirs_says.error).startswith(words)
+    with pytest.raises(OURS_FOR[type(theirs_says.error).__name__], match=re.escape(words)) as e:
+        function()
+    message = str(e.value)
+    assert message.startswith(f"{words}: ") and "\n" not in message, message
+    assert len(message) > len(words) + 2  # then our own detail
+
+
+@pytest.mark.parametrize(("name", "kind", "words"), ARCHIVE_WORDS)
+def test_their_words_begin_our_archive_messages(
+    archives: dict[str, Path], name: str, kind: str, words: str
+) -> None:
+    path = archives[kind]
+    assert_their_words(run(getattr(theirs, name), path), lambda: getattr(ours, name)(path), words)
+    if kind != "directory":
+        with pytest.raises(ours.RegistryError, match=re.escape(str(path))):
+            getattr(ours, name)(path)  # and ours names the file
+
+
+PUSH_WORDS = [
+    ("push_docker_tar", "missing", ("words/missing", "v1"), "Tar file not found"),
+    ("push_docker_tar", "junk", ("words/junk", "v1"), "Invalid Docker tar file"),
+    ("push_docker_tar", "no-manifest", ("words/no-manifest", "v1"), "Invalid Docker tar file"),
+    ("push_docker_tar", "broken-config", ("words/config", "v1"), "Cannot read config file"),
+    (
+        "push_docker_tar_with_original_tags",
+        "untagged",
+        (),
+        "No repository specified and could not extract repository from tar file",
+    ),
+    (
+        "push_docker_tar_with_all_original_tags",
+        "untagged",
+        (),
+        "No original tags found in tar file",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "args", "words"), PUSH_WORDS)
+def test_their_words_begin_our_push_messages(
+    server: RegistryServer,
+    archives: dict[str, Path],
+    name: str,
+    kind: str,
+    args: tuple[str, ...],
+    words: str,
+) -> None:
+    tar = str(archives[kind])
+    assert_their_words(
+        run(getattr(theirs, name), tar, server.url, *args),
+        lambda: getattr(ours, name)(tar, server.url, *args),
+        words,
+    )
+
+
+def test_their_words_begin_our_listing_messages(server: RegistryServer) -> None:
+    assert_their_words(
+        run(theirs.list_tags, server.url, "words/none"),
+        lambda: ours.list_tags(server.url, "words/none"),
+        "Failed to list tags for words/none",
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (Answer(200), "Failed to connect to registry: Registry does not support API v2"),
+        (
+            Answer(401, {"WWW-Authenticate": 'Basic realm="r"'}),
+            "Failed to connect to registry: Registry requires authentication",
+        ),
+        (Answer(500), "Failed to connect to registry: Registry returned unexpected status: 500"),
+    ],
+    ids=["200-without-the-version-header", "401", "500"],
+)
+def test_their_words_begin_our_connectivity_messages(answer: Answer, words: str) -> None:
+    with HostileRegistry(lambda request, _: answer) as server:
+        assert_their_words(
+            run(theirs.check_registry_connectivity, server.url),
+            lambda: ours.check_registry_connectivity(
+                server.url, retry=ours.RetryPolicy(attempts=1)
+            ),
+            words,
+        )
+
+
+def test_their_words_for_a_registry_that_is_not_there() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    assert_their_words(
+        run(theirs.check_registry_connectivity, url),
+        lambda: ours.check_registry_connectivity(url, retry=ours.RetryPolicy(attempts=1)),
+        "Failed to connect to registry",
+    )

@@ -191,3 +191,45 @@ def test_a_tar_gz_of_several_gzip_members_pushes_and_validates(
     assert pulled["digest"] == digest
     assert [x["digest"] for x in pulled["layers"]] == [sha256(x) for x in image.layers]
     assert pulled["config"]["digest"] == sha256(image.config())
+
+
+def test_a_50_mb_manifest_json_is_refused_quickly_in_bounded_memory(tmp_path: Path) -> None:
+    """A manifest.json listing 257,549 images (over 50 MB): one short line, in a second or two
+    and a small fraction of the memory parsing it would take (its bytes are never all read)."""
+    image = simple_image()
+    base = write_legacy(tmp_path / "base.tar", [image])
+    with tarfile.open(base) as src:
+        entry = json.loads(src.extractfile("manifest.json").read())[0]  # type: ignore[union-attr]
+    one = json.dumps(entry).encode()
+    doc = b"[" + b",".join([one] * 257_549) + b"]"
+    assert len(doc) > 50_000_000
+    hostile = tmp_path / "hostile.tar"
+    with tarfile.open(base) as src, tarfile.open(hostile, "w") as dst:
+        for member in src.getmembers():
+            if member.name != "manifest.json":
+                dst.addfile(member, src.extractfile(member))
+        _add(dst, "manifest.json", doc)
+    # Its own parent, so that the peak resident size measured is the command's alone.
+    measure = (
+        "import resource, subprocess, sys\n"
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "sys.stdout.write(done.stderr)\n"
+        "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    started = time.monotonic()
+    command = [sys.executable, "-m", "registryv2", "push", str(hostile), "localhost:1/x:y"]
+    done = subprocess.run(
+        [sys.executable, "-c", measure, *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    *lines, last = done.stdout.strip().splitlines()
+    status, peak_kib = (int(x) for x in last.split())
+    assert status == 2, done.stdout
+    assert len(lines) == 1 and len(lines[0]) < 300, lines
+    assert lines[0].startswith(f"registryv2: error: Invalid Docker tar file: {hostile}: ")
+    assert "manifest.json" in lines[0]
+    assert elapsed < 10, elapsed
+    assert peak_kib < 100 * 1024, peak_kib  # parsing it all took 747 MB

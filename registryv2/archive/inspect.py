@@ -7,11 +7,15 @@ import os
 from typing import Any
 
 from ..exceptions import (
+    BAD_CONFIG,
+    BLOB_MISMATCH,
+    INVALID_TAR,
     ArchiveNotFoundError,
     DigestMismatchError,
     RegistryError,
     TarReadError,
     ValidationError,
+    begin_with,
 )
 from ..image import Image
 from ..manifest import load_json, parse_platform, select_platform, sniff_compression
@@ -45,12 +49,14 @@ def verify_image(image: Image, label: str) -> None:
         digest = "sha256:" + h.hexdigest()
         if size != blob.size or digest != blob.digest:
             raise DigestMismatchError(
-                f"{label}: blob {blob.digest} holds {size} bytes with digest {digest}"
+                f"{BLOB_MISMATCH}: {label}: blob {blob.digest} holds {size} bytes with digest "
+                f"{digest}"
             )
         is_layer = n < len(image.layers)
         if is_layer and diff_ids and sniff_compression(head) == "none" and digest != diff_ids[n]:
             raise DigestMismatchError(
-                f"{label}: layer {n} has digest {digest}, but the config says {diff_ids[n]}"
+                f"{BLOB_MISMATCH}: {label}: layer {n} has digest {digest}, but the config says "
+                f"{diff_ids[n]}"
             )
 
 
@@ -98,7 +104,7 @@ def verify_docker_tar(tar_path: str | os.PathLike[str], name: str | None = None)
             except ValidationError as e:
                 if isinstance(e, TarReadError):
                     raise
-                raise TarReadError(f"{archive.path}: {e}") from None
+                raise TarReadError(f"{BAD_CONFIG}: {archive.path}: {e}") from None
 
 
 def inspect_docker_tar(
@@ -119,7 +125,7 @@ def inspect_docker_tar(
         try:
             return chosen.inspect()
         except ValidationError as e:
-            raise TarReadError(f"{archive.path}: {e}") from None
+            raise TarReadError(f"{BAD_CONFIG}: {archive.path}: {e}") from None
 
 
 def inspect_entry(
@@ -151,7 +157,7 @@ def inspect_entry(
         except ValidationError as e:
             if isinstance(e, TarReadError):
                 raise
-            raise TarReadError(f"{archive.path}: {e}") from None
+            raise TarReadError(f"{BAD_CONFIG}: {archive.path}: {e}") from None
 
 
 def get_tar_manifest(tar_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -167,19 +173,26 @@ def get_tar_manifest(tar_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """
     with TarIndex.open(tar_path) as tar:
         if "manifest.json" in tar:
-            entries = _metadata(tar, "manifest.json")
-            if not isinstance(entries, list) or not entries:
-                raise TarReadError(f"{tar.label}: manifest.json lists no images")
-            for n, entry in enumerate(entries):
-                names = entry.get("Layers") if isinstance(entry, dict) else None
-                config = entry.get("Config") if isinstance(entry, dict) else None
-                if not isinstance(config, str) or not isinstance(names, list):
-                    raise TarReadError(f"{tar.label}: manifest.json entry {n} is malformed")
-                for name in [config, *names]:
-                    tar.member(str(name))  # raises, naming what is missing
-            return entries
+            try:
+                return _manifest_json_entries(tar)
+            except TarReadError as e:
+                raise e.retitled(begin_with(INVALID_TAR, str(e))) from None
     with ImageArchive.open(tar_path) as archive:
         return archive.manifest_entries
+
+
+def _manifest_json_entries(tar: TarIndex) -> list[dict[str, Any]]:
+    entries = _metadata(tar, "manifest.json")
+    if not isinstance(entries, list) or not entries:
+        raise TarReadError(f"{tar.label}: manifest.json lists no images")
+    for n, entry in enumerate(entries):
+        names = entry.get("Layers") if isinstance(entry, dict) else None
+        config = entry.get("Config") if isinstance(entry, dict) else None
+        if not isinstance(config, str) or not isinstance(names, list):
+            raise TarReadError(f"{tar.label}: manifest.json entry {n} is malformed")
+        for name in [config, *names]:
+            tar.member(str(name))  # raises, naming what is missing
+    return entries
 
 
 def extract_original_tags(tar_path: str | os.PathLike[str]) -> list[str]:

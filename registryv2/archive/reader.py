@@ -27,7 +27,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..exceptions import TarReadError, ValidationError
+from ..exceptions import (
+    BAD_CONFIG,
+    BLOB_NOT_IN_TAR,
+    INVALID_TAR,
+    TAR_UNREADABLE,
+    THEIR_WORDS,
+    TarReadError,
+    ValidationError,
+    begin_with,
+)
 from ..image import Blob, Image
 from ..manifest import (
     DOCKER_CONFIG,
@@ -166,6 +175,11 @@ class ImageArchive:
         self._referrals: dict[str, list[Referral]] = {}  # subject digest -> its referrers
         try:
             self._entries = self._read()
+        except TarReadError as e:
+            store.close()
+            if layout or str(e).startswith(THEIR_WORDS):
+                raise
+            raise e.retitled(begin_with(INVALID_TAR, str(e))) from None
         except BaseException:
             store.close()
             raise
@@ -207,7 +221,8 @@ class ImageArchive:
         if "oci-layout" not in store:
             if self.is_layout:
                 raise TarReadError(
-                    f"{self.path}: not an OCI image layout (no oci-layout file in the directory)"
+                    f"{TAR_UNREADABLE}: {self.path}: is a directory, and not an OCI image "
+                    "layout (no oci-layout file in it)"
                 )
             return
         doc = _json(store, "oci-layout", 64 * 1024)
@@ -387,7 +402,7 @@ class ImageArchive:
             for diff_id in diff_ids:
                 check_digest(diff_id, f"config {doc['Config']}: diff_ids")
         except ValidationError as e:
-            raise TarReadError(f"{where}: {e}") from None
+            raise TarReadError(f"{BAD_CONFIG}: {where}: {e}") from None
         _check_layer_count(diff_ids, len(layer_names), where)
 
         digests: list[str] = []
@@ -535,7 +550,8 @@ class ImageArchive:
                 raise  # there, but not to be read: a link out, a device
             where = "layout" if self.is_layout else "archive"
             raise TarReadError(
-                f"{self.path}: blob {info.digest} is listed but not in the {where}"
+                f"{BLOB_NOT_IN_TAR}: {self.path}: blob {info.digest} is listed but not in the "
+                f"{where}"
             ) from None
         return _blob(self._store, name, info)
 
@@ -588,7 +604,7 @@ class ImageArchive:
             doc = load_json(config_bytes, where, MAX_CONFIG_SIZE)
             diff_ids = ImageConfig.from_json(doc).diff_ids if isinstance(doc, dict) else []
         except ValidationError as e:
-            raise TarReadError(str(e)) from None
+            raise TarReadError(begin_with(BAD_CONFIG, str(e))) from None
         _check_layer_count(diff_ids, len(manifest.layers), where)
         return Image(
             config=config,

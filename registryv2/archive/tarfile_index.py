@@ -17,7 +17,13 @@ import tarfile
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from ..exceptions import ArchiveNotFoundError, TarReadError
+from ..exceptions import (
+    INVALID_TAR,
+    TAR_NOT_FOUND,
+    TAR_UNREADABLE,
+    ArchiveNotFoundError,
+    TarReadError,
+)
 from ..image import BlobStream
 from .gzip_index import Checkpoint, GzipMemberReader, GzipScanner
 
@@ -86,13 +92,13 @@ class TarIndex:
                 with tarfile.open(fileobj=scanner or raw, mode="r|" if scanner else "r:") as tar:
                     self._scan(tar, scanner)
             except tarfile.ReadError as e:
-                raise TarReadError(f"{label}: not a tar archive ({e})") from None
+                raise TarReadError(f"{INVALID_TAR}: {label}: not a tar archive ({e})") from None
             except (tarfile.TarError, EOFError) as e:
-                raise TarReadError(f"{label}: damaged tar archive ({e})") from None
+                raise TarReadError(f"{INVALID_TAR}: {label}: damaged tar archive ({e})") from None
             except TarReadError as e:
-                raise TarReadError(f"{label}: {e}") from None
+                raise TarReadError(f"{INVALID_TAR}: {label}: {e}") from None
         if not self._files:
-            raise TarReadError(f"{label}: the archive holds no files")
+            raise TarReadError(f"{INVALID_TAR}: {label}: the archive holds no files")
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> TarIndex:
@@ -102,14 +108,23 @@ class TarIndex:
             # Non-blocking, so that a FIFO is refused below instead of waited on.
             fd = os.open(label, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
-            raise ArchiveNotFoundError(f"{label}: no such file") from None
+            raise ArchiveNotFoundError(f"{TAR_NOT_FOUND}: {label}") from None
         except IsADirectoryError:
-            raise TarReadError(f"{label}: is a directory, not an image archive") from None
+            raise TarReadError(
+                f"{TAR_UNREADABLE}: {label}: is a directory, not an image archive"
+            ) from None
         except OSError as e:
-            raise TarReadError(f"{label}: cannot read ({e.strerror})") from None
+            raise TarReadError(f"{TAR_UNREADABLE}: {label}: cannot read ({e.strerror})") from None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise TarReadError(f"{label}: not a regular file, not an image archive")
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise TarReadError(
+                    f"{TAR_UNREADABLE}: {label}: is a directory, not an image archive"
+                )
+            if not stat.S_ISREG(mode):
+                raise TarReadError(
+                    f"{INVALID_TAR}: {label}: not a regular file, not an image archive"
+                )
             magic = os.pread(fd, 2, 0)
         except BaseException:
             os.close(fd)

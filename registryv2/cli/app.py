@@ -37,6 +37,23 @@ if TYPE_CHECKING:
     from ..client import RegistryClient
     from ..engine import TransferEngine
 
+# The most of a message an error or warning line shows: a line, not a screenful.
+MESSAGE_LIMIT = 500
+
+
+def one_line(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``message`` as one line of at most ``limit`` characters, plus a note of what is cut.
+
+    Example:
+        >>> one_line("x" * 600, 10)
+        'xxxxxxxxxx... (590 more characters)'
+    """
+    line = " ".join(message.splitlines())
+    if len(line) <= limit:
+        return line
+    return f"{line[:limit]}... ({len(line) - limit} more characters)"
+
+
 INSECURE_WARNING = (
     "--insecure: certificates are not checked and plain http is allowed; anyone on the way "
     "can read and change what is sent"
@@ -112,6 +129,7 @@ class Session:
     def warn(self, message: str) -> None:
         """One line on standard error (a JSON document with ``--json``), whatever ``-q`` says;
         above the progress, when it is drawn."""
+        message = one_line(message)
         line = json.dumps({"warning": message}) if self.json else f"registryv2: warning: {message}"
         with contextlib.suppress(OSError):
             if self._progress:
@@ -356,7 +374,9 @@ def _fail(
     what: str = "",
 ) -> NoReturn:
     """One line on stderr, ``registryv2: {what}{message}``; with ``--json`` a document whose
-    ``message`` is the message alone, ``type`` naming the failure."""
+    ``message`` is the message alone, ``type`` naming the failure. A message longer than
+    :data:`MESSAGE_LIMIT` is cut there, saying how much more there was."""
+    message = one_line(message)
     line = f"registryv2: {what}{message}"
     if as_json:
         doc: dict[str, Any] = {"type": kind, "message": message}
