@@ -270,15 +270,17 @@ def add_to_fallback(
         >>> add_to_fallback(registry, "team/app", digest, [sbom])  # doctest: +SKIP
         'sha256:...'
     """
-    index = fallback_index(registry, repository, subject)
-    doc = _index_document(index)
-    listed = {entry.get("digest") for entry in doc["manifests"] if isinstance(entry, dict)}
-    added = [_descriptor(r) for r in referrers if r.digest not in listed]
-    if not added and index is not None:
-        return index.digest
-    doc["manifests"] += added
-    raw = json.dumps(doc, separators=(",", ":")).encode()
-    return registry.put_manifest(repository, fallback_tag(subject), raw, OCI_INDEX)
+    # Read, extend, put back: one thread at a time per index, or one's entries are lost.
+    with registry.serially(repository, fallback_tag(subject)):
+        index = fallback_index(registry, repository, subject)
+        doc = _index_document(index)
+        listed = {entry.get("digest") for entry in doc["manifests"] if isinstance(entry, dict)}
+        added = [_descriptor(r) for r in referrers if r.digest not in listed]
+        if not added and index is not None:
+            return index.digest
+        doc["manifests"] += added
+        raw = json.dumps(doc, separators=(",", ":")).encode()
+        return registry.put_manifest(repository, fallback_tag(subject), raw, OCI_INDEX)
 
 
 def remove_from_fallback(
@@ -290,19 +292,22 @@ def remove_from_fallback(
     Example:
         >>> remove_from_fallback(registry, "team/app", digest, [sbom.digest])  # doctest: +SKIP
     """
-    index = fallback_index(registry, repository, subject)
-    if index is None:
-        return
-    doc = _index_document(index)
-    kept = [e for e in doc["manifests"] if not (isinstance(e, dict) and e.get("digest") in digests)]
-    if len(kept) == len(doc["manifests"]):
-        return
-    if kept:
-        doc["manifests"] = kept
-        raw = json.dumps(doc, separators=(",", ":")).encode()
-        registry.put_manifest(repository, fallback_tag(subject), raw, OCI_INDEX)
-    else:
-        registry.delete_image_by_digest(repository, index.digest)
+    with registry.serially(repository, fallback_tag(subject)):
+        index = fallback_index(registry, repository, subject)
+        if index is None:
+            return
+        doc = _index_document(index)
+        kept = [
+            e for e in doc["manifests"] if not (isinstance(e, dict) and e.get("digest") in digests)
+        ]
+        if len(kept) == len(doc["manifests"]):
+            return
+        if kept:
+            doc["manifests"] = kept
+            raw = json.dumps(doc, separators=(",", ":")).encode()
+            registry.put_manifest(repository, fallback_tag(subject), raw, OCI_INDEX)
+        else:
+            registry.delete_image_by_digest(repository, index.digest)
 
 
 def _index_document(index: ManifestInfo | None) -> dict[str, Any]:

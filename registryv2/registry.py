@@ -8,9 +8,11 @@ join archives and registries (:mod:`registryv2.operations`) sit above it, and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import io
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, Self
 
@@ -118,6 +120,8 @@ class Registry:
             else RegistryConfig(registry, **settings)
         )
         self.transport = Transport(self.config)
+        self._serial: dict[tuple[str, str], threading.RLock] = {}
+        self._serial_lock = threading.Lock()
         journal = UploadJournal.at(self.config.state_dir) if self.config.resume else None
         self.engine = TransferEngine(
             self.transport,
@@ -568,18 +572,35 @@ class Registry:
     ) -> tuple[str, Mapping[str, str]]:
         digest = sha256_digest(manifest)
         what = f"putting manifest {_name(repository, identifier)}"
-        response = self.transport.request(
-            "PUT",
-            f"/v2/{repository}/manifests/{identifier}",
-            what=what,
-            expect=(201,),
-            headers={"Content-Type": media_type},
-            data=manifest,
-        )
+        # The same manifest put twice at once (two tags of one image, synced in parallel)
+        # races in the CNCF registry's storage ("provided digest did not match"): one at a time.
+        with self.serially(repository, digest):
+            response = self.transport.request(
+                "PUT",
+                f"/v2/{repository}/manifests/{identifier}",
+                what=what,
+                expect=(201,),
+                headers={"Content-Type": media_type},
+                data=manifest,
+            )
         answered = response.headers.get("Docker-Content-Digest")
         if answered and answered != digest:
             raise RegistryError(f"{what}: the registry stored it as {answered}, not {digest}")
         return digest, response.headers
+
+    @contextlib.contextmanager
+    def serially(self, repository: str, key: str) -> Iterator[None]:
+        """Hold the lock of ``key`` in ``repository`` (a manifest's digest, a fallback index's
+        subject): what this process does under it, it does one thread at a time.
+
+        Example:
+            >>> with registry.serially("team/app", digest):  # doctest: +SKIP
+            ...     registry.put_manifest("team/app", "v1", raw, media_type)
+        """
+        with self._serial_lock:
+            lock = self._serial.setdefault((repository, key), threading.RLock())
+        with lock:
+            yield
 
     def head_manifest(self, repository: str, identifier: str) -> BlobInfo | None:
         """The descriptor of the manifest at ``identifier`` (HEAD: digest, size, media type), or
