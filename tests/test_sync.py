@@ -400,6 +400,38 @@ def test_a_bundle_carries_every_tag_and_its_referrers_to_a_second_registry(
     assert again["failed"] == 0 and again["bytes_moved"] == 0
 
 
+def test_referrers_are_synced_and_a_second_run_finds_them_in_step(
+    servers: list[Closing | RegistryServer], tmp_path: Path
+) -> None:
+    src, dest = start(servers, tmp_path, "src"), start(servers, tmp_path, "dest")
+    digests = {tag: push_image(src.url, "team/app", tag, f"ref{tag}") for tag in ("v1", "v2")}
+    subject = descriptor_of(src.url, "team/app", "v1")
+    signature = cosign_signature(src.url, "team/app", digests["v1"], f"{src.host}/team/app")
+    sbom = oci_referrer(src.url, "team/app", subject, SPDX, b'{"spdxVersion": "SPDX-2.3"}')
+    src_front = proxy(servers, src.host)
+    listing = tmp_path / "sync.yml"
+    listing.write_text(f"{src_front.host}:\n  images:\n    team/app: [v1, v2]\n")
+    args = ("--src", "yaml", "--dest", "docker", "--referrers", str(listing), f"{dest.host}/m")
+    assert sync(*args)["copied"] == 2
+    assert get_manifest(dest.url, "m/app", fallback_tag(digests["v1"]) + ".sig") == signature
+    assert get_manifest(dest.url, "m/app", sha256(sbom)) == sbom
+
+    src_front.requests.clear()
+    again = sync(*args)
+    assert set(statuses(again).values()) == {"up-to-date"}, again
+    assert blob_requests(src_front) == []
+    # Only the fallback index is read (the destination keeps its own, written its own way).
+    fallback = f"/v2/team/app/manifests/{fallback_tag(digests['v1'])}"
+    assert [r.path for r in manifest_gets(src_front)] == [fallback]
+
+    # A new referrer of v1: v1 is out of step, and the referrer arrives.
+    attestation = oci_referrer(src.url, "team/app", subject, "application/vnd.in-toto+json", b"{}")
+    third = sync(*args)
+    assert statuses(third)[f"{dest.host}/m/app:v1"] == "copied"
+    assert statuses(third)[f"{dest.host}/m/app:v2"] == "up-to-date"
+    assert get_manifest(dest.url, "m/app", sha256(attestation)) == attestation
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="an image synced by digest is written to a bundle or layout without a name, and an "
