@@ -237,6 +237,31 @@ def test_the_same_yaml_gives_what_skopeo_sync_gives(
     assert contents(ours.url)["one/other"] == {"latest": source.digests["c/other", "latest"]}
 
 
+def test_a_signed_repository_synced_whole_is_what_skopeo_makes_of_it_and_stays_in_step(
+    servers: list[Closing | RegistryServer], tmp_path: Path
+) -> None:
+    # The referrers' tags are tags like any other to skopeo: the fallback index (of artifacts,
+    # of no platform) and cosign's .sig. registryv2 copies the index as it is; skopeo 1.9.3
+    # (even with --preserve-digests) takes the index's one manifest and tags that instead.
+    src = start(servers, tmp_path, "src")
+    theirs, ours = start(servers, tmp_path, "theirs"), start(servers, tmp_path, "ours")
+    digests = {tag: push_image(src.url, "team/app", tag, f"signed{tag}") for tag in ("v1", "v2")}
+    subject = descriptor_of(src.url, "team/app", "v1")
+    cosign_signature(src.url, "team/app", digests["v1"], f"{src.host}/team/app")
+    sbom = oci_referrer(src.url, "team/app", subject, SPDX, b'{"spdxVersion": "SPDX-2.3"}')
+    flags = ("--src", "docker", "--dest", "docker", "--src-tls-verify=false")
+    skopeo("sync", *flags, "--dest-tls-verify=false", "--preserve-digests", f"{src.host}/team/app",
+           f"{theirs.host}/m")  # fmt: skip
+    first = sync(*flags, f"{src.host}/team/app", f"{ours.host}/m")
+    assert first["copied"] == 4
+    held = contents(src.url)["team/app"]
+    assert contents(ours.url) == {"m/app": held}
+    index = fallback_tag(digests["v1"])
+    assert contents(theirs.url) == {"m/app": {**held, index: sha256(sbom)}}
+    again = sync(*flags, f"{src.host}/team/app", f"{ours.host}/m")
+    assert set(statuses(again).values()) == {"up-to-date"}, again
+
+
 def test_append_suffix_names_every_tag_with_it(
     source: Source, servers: list[Closing | RegistryServer], tmp_path: Path
 ) -> None:
