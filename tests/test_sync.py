@@ -225,6 +225,9 @@ def test_the_same_yaml_gives_what_skopeo_sync_gives(
     assert head_digest(ours.url, "mirror/multi", v2) == v2
     assert report["copied"] == 7 and report["failed"] == 0
     assert statuses(report)[f"{ours.host}/mirror/multi@{v2}"] == "copied"
+    text = cli("sync", *common, f"{ours.host}/mirror").stdout
+    assert f"up-to-date  {ours.host}/mirror/multi@{v2}\n" in text  # its digest said once
+    assert f"up-to-date  {ours.host}/mirror/multi:v1@{source.digests['c/multi', 'v1']}\n" in text
 
     # A whole repository, and one tag of it, with --src docker.
     flags = ("--src", "docker", "--dest", "docker", "--src-tls-verify=false")
