@@ -56,7 +56,7 @@ from .places import (
 )
 from .places import fallback_tag as fallback_tag_of
 from .reference import Reference, is_digest, normalize_archive_tag
-from .referrals import RepositoryReferrers
+from .referrals import RepositoryReferrers, fallback_index
 from .registry import Registry
 from .remote import RegistryDestination, RegistrySource
 from .retry import is_transient
@@ -884,12 +884,24 @@ def _referrers_current(
         return False  # an archive's referrers cost nothing to compare by copying
     source = run.source_registry(item)
     known = run.referrers(source, item.repository)
-    tags = [fallback_tag_of(digest) + suffix for suffix in ("", *COSIGN_SUFFIXES)]
+    fallback = fallback_tag_of(digest)
+    tags = [fallback + suffix for suffix in ("", *COSIGN_SUFFIXES)]
     for tag in (t for t in tags if t in known.tags):
         here = source.head_manifest(item.repository, tag)
         there = destination.head_manifest(dest_repository, tag)
-        if here is None or there is None or here.digest != there.digest:
+        if here is None or there is None:
             return False
+        if here.digest != there.digest:
+            if tag != fallback:
+                return False
+            # The destination keeps its own fallback index (merged, written its own way): it
+            # is in step when it lists every referrer the source's lists.
+            wanted = fallback_index(source, item.repository, digest)
+            written = fallback_index(destination, dest_repository, digest)
+            if wanted is None or written is None:
+                return False
+            if not {m.digest for m in wanted.manifests} <= {m.digest for m in written.manifests}:
+                return False
     listed = known.from_api(digest)
     if listed:
         have = {r.digest for r in run.referrers(destination, dest_repository).of(digest)}

@@ -173,3 +173,42 @@ def test_a_layout_docker_cannot_read_goes_into_docker_through_an_archive(
     copy(f"oci:{layout}:v1", ref)
     docker.run("pull", ref)
     assert docker.run("run", "--rm", ref, "/bin/busybox", "echo", "layout").strip() == "layout"
+
+
+def test_a_sync_bundle_is_loaded_by_docker_with_every_tag(
+    docker: DockerDaemon, images: list[str], registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    # Two images (one tagged twice) in two repositories, into one bundle for the air gap.
+    tool = write_docker25(tmp_path / "tool.tar", [busybox_image(["example.com/tool:1"])])
+    other = write_docker25(
+        tmp_path / "other.tar",
+        [busybox_image(["example.com/other:1"])],
+    )
+    push_docker_tar(tool, registry.url, f"{repo}-tool", "1.0")
+    push_docker_tar(tool, registry.url, f"{repo}-tool", "latest")
+    push_docker_tar(other, registry.url, f"{repo}-other", "2", compress="gzip")
+    listing = tmp_path / "sync.yml"
+    listing.write_text(
+        f"{registry.host}:\n  images:\n    {repo}-tool: []\n    {repo}-other: ['2']\n"
+    )
+    bundle = tmp_path / "bundle.tar"
+    command = [sys.executable, "-m", "registryv2", "sync", "--src", "yaml"]
+    command += ["--dest", "docker-archive", str(listing), str(bundle)]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # Named as skopeo names them: the repository's last part, and the tag.
+    base = repo.rpartition("/")[2]
+    names = [f"{base}-tool:1.0", f"{base}-tool:latest", f"{base}-other:2"]
+    images.extend(names)
+    loaded = docker.run("load", "-i", str(bundle))
+    assert sorted(line for line in loaded.splitlines() if line.startswith("Loaded image")) == [
+        f"Loaded image: {name}" for name in sorted(names)
+    ]
+    for name in names:
+        assert docker.run("run", "--rm", name, "/bin/busybox", "echo", "ok").strip() == "ok"

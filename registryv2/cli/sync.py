@@ -229,7 +229,10 @@ def sync(
         elif image.status == "planned":
             lines.append(f"would sync  {image.source} -> {image.destination}")
         else:
-            lines.append(f"{image.status:<11} {image.destination}@{image.digest}")
+            # An image synced by digest is named by it already.
+            named = image.destination.rpartition("@")[2] == image.digest
+            where = image.destination if named else f"{image.destination}@{image.digest}"
+            lines.append(f"{image.status:<11} {where}")
     lines.append(report.summary())
     s.result(report.to_dict(), lines, [report.summary()])
     if not report.ok:
