@@ -927,8 +927,8 @@ def _plans(
 ) -> list[PlannedImage]:
     if run.plan.destination_transport == "docker":
         names: tuple[str, ...] = (_dest_path(item),)
-    else:  # an image synced by digest has no name in a file
-        names = () if "@" in item.target else (item.target,)
+    else:  # by digest, ``multi@sha256:...``: a layout's ref.name, never a docker tag
+        names = (item.target,)
     selection = run.selection
     if _whole(run, item) and not selection.all_platforms:
         selection = dataclasses.replace(selection, platform=None, all_platforms=True)

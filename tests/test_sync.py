@@ -465,11 +465,6 @@ def test_referrers_are_synced_and_a_second_run_finds_them_in_step(
     assert get_manifest(dest.url, "m/app", sha256(attestation)) == attestation
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an image synced by digest is written to a bundle or layout without a name, and an "
-    "entry without a name is skipped on the way back",
-)
 @pytest.mark.parametrize("kind", ["docker-archive", "oci"])
 def test_an_image_synced_by_digest_crosses_the_air_gap(
     servers: list[Closing | RegistryServer], tmp_path: Path, kind: str
