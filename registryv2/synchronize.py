@@ -59,6 +59,8 @@ SOURCE_TRANSPORTS = ("docker", "yaml", "oci", "docker-archive")
 DESTINATION_TRANSPORTS = ("docker", "oci", "docker-archive")
 Status = Literal["copied", "up-to-date", "failed", "planned"]
 NOT_TRIED = "not tried: an earlier image failed"
+# Tag lists asked for at once while planning.
+_LISTING_WIDTH = 8
 
 
 @dataclass(frozen=True)
@@ -452,23 +454,48 @@ def _registry_items(
     keep_going: bool,
     failures: list[SyncedImage] | None,
 ) -> list[SyncItem]:
-    items: list[SyncItem] = []
+    wanted = []
     for section, repository, choose in groups:
         host, _, prefix = section.registry.partition("/")
         path = f"{prefix}/{repository}" if prefix else repository
         side = access.within(section)
         ref, endpoint = resolve(f"{host}/{path}", default_tag=None)
-        try:
-            listed = None
-            if _needs_listing(section, repository):
-                listed = connect(endpoint, side).list_tags(ref.repository)
-            identifiers = choose(listed)
-        except RegistryV2Error as e:
-            if not keep_going or failures is None:
-                raise
-            failures.append(SyncedImage(f"{host}/{path}", "", "failed", error=str(e)))
-            continue
-        items += _items_of(ref, endpoint, side, identifiers, namer)
+        wanted.append((f"{host}/{path}", ref, endpoint, side, choose, section, repository))
+    # One client per registry and access for the whole listing (a client per repository
+    # would pay its scheme probe and a new connection each time), and the lists asked for
+    # a few at once: each is one round trip.
+    clients: dict[tuple[str, str], Registry] = {}
+    lock = threading.Lock()
+
+    def identifiers_of(n: int) -> list[str]:
+        _, ref, endpoint, side, choose, section, repository = wanted[n]
+        listed = None
+        if _needs_listing(section, repository):
+            with lock:
+                key = (endpoint, _access_key(side))
+                if key not in clients:
+                    clients[key] = connect(endpoint, side)
+                client = clients[key]
+            listed = client.list_tags(ref.repository)
+        return choose(listed)
+
+    items: list[SyncItem] = []
+    pool = ThreadPoolExecutor(_LISTING_WIDTH, thread_name_prefix="registryv2-sync-list")
+    try:
+        futures = [pool.submit(identifiers_of, n) for n in range(len(wanted))]
+        for (name, ref, endpoint, side, *_), future in zip(wanted, futures, strict=True):
+            try:
+                identifiers = future.result()
+            except RegistryV2Error as e:
+                if not keep_going or failures is None:
+                    raise
+                failures.append(SyncedImage(name, "", "failed", error=str(e)))
+                continue
+            items += _items_of(ref, endpoint, side, identifiers, namer)
+    finally:
+        pool.shutdown(cancel_futures=True)  # after a failure, the lists not begun are not asked
+        for client in clients.values():
+            client.close()
     return items
 
 
