@@ -675,6 +675,7 @@ class _Run:
     stop: threading.Event = field(default_factory=threading.Event)
     _referrers: dict[tuple[str, str], RepositoryReferrers] = field(default_factory=dict)
     _tags: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    _copies: dict[tuple[str, str], _Copying] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def source_registry(self, item: SyncItem) -> Registry:
@@ -694,9 +695,29 @@ class _Run:
                 self._referrers[key] = RepositoryReferrers(registry, repository)
             return self._referrers[key]
 
+    def copying(self, repository: str, digest: str) -> tuple[bool, _Copying]:
+        """The copy of the source image ``digest`` into ``repository`` in this run: whether
+        the caller makes it (the first to ask, or the first after one that failed), and where
+        its outcome appears."""
+        with self._lock:
+            found = self._copies.get((repository, digest))
+            if found is None or (found.done.is_set() and found.digest is None):
+                found = self._copies[(repository, digest)] = _Copying()
+                return True, found
+            return False, found
+
     def event(self, kind: EventKind, where: str = "", count: int = 0) -> None:
         if self.progress is not None:
             self.progress(TransferEvent(kind, where, blobs=count))
+
+
+@dataclass
+class _Copying:
+    """One image being copied into one repository: ``digest`` (at the destination) is set
+    before ``done`` when the copy succeeded."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    digest: str | None = None
 
 
 def _access_key(access: Access) -> str:
@@ -860,8 +881,23 @@ def _check_and_copy(run: _Run, item: SyncItem) -> SyncedImage:
         )
     ):
         return SyncedImage(item.source, item.destination, "up-to-date", expected)
-    results = _copy(run, item, destination, display)
-    top = results[0]
+    # Tags of one repository often name the same image (1.1 and latest): it is copied once,
+    # and the other tags are only put on the manifest it left there.
+    first, copying = run.copying(dest_repository, source_digest)
+    if not first:
+        copying.done.wait()
+        if copying.digest is not None:
+            digest = destination.tag(dest_repository, copying.digest, dest_identifier)
+            return SyncedImage(item.source, item.destination, "copied", digest)
+        # The first copy failed: this one tries on its own.
+    try:
+        results = _copy(run, item, destination, display)
+        top = results[0]
+        if first:
+            copying.digest = top.digest
+    finally:
+        if first:
+            copying.done.set()
     if top.digest != source_digest:  # one platform of an index: remember which
         run.choices.note(source_digest, _platform_key(run.selection), top.digest)
     moved = sum(r.bytes_moved for r in results)
