@@ -133,14 +133,18 @@ class Measure:
         return statistics.median(self.seconds)
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+def timed(
+    command: list[str], env: dict[str, str] | None = None, stderr: Path | None = None
+) -> tuple[float, int]:
     """Run ``command``; its wall time, and the peak resident size (KiB) of the largest process
     it ran (itself or a child: curl under bash). Data earlier steps left for the disk to write
-    is written first, untimed: no tool pays for another's."""
+    is written first, untimed: no tool pays for another's. ``stderr``: a file for what the
+    command says there (shown if it fails)."""
     os.sync()
     start = time.perf_counter()
+    errors = open(stderr, "wb") if stderr else None  # noqa: SIM115
     process = subprocess.Popen(
-        command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL
+        command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=errors
     )
     peak = 0
     while process.poll() is None:
@@ -149,8 +153,11 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
         peak = max([peak, *(_peak_kib(pid) for pid in _tree(process.pid))])
         time.sleep(0.005)
     elapsed = time.perf_counter() - start
+    if errors is not None:
+        errors.close()
     if process.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(command)} failed ({process.returncode})")
+        said = stderr.read_text(errors="replace")[-2000:] if stderr else ""
+        raise SystemExit(f"{said}bench: {' '.join(command)} failed ({process.returncode})")
     return elapsed, peak
 
 
@@ -415,24 +422,31 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size-mb", type=int, default=204, help="the large layer's size")
     parser.add_argument("--small-layers", type=int, default=24)
+    parser.add_argument("--sync-images", type=int, default=40, help="repositories to sync")
     parser.add_argument("--only", help="run the cases whose title or link contains this")
     args = parser.parse_args()
     for tool in ("docker-registry", "skopeo", "curl"):
         if shutil.which(tool) is None:
             sys.exit(f"bench: {tool} is not installed (bash .ci/setup installs it)")
-    cases = [c for c in CASES if not args.only or args.only in f"{c.title} {c.link.name}"]
+    from bench.sync import SYNC_CASES, fill_source, report_sync, run_sync_case
+
+    def chosen(title: str, link: Link) -> bool:
+        return not args.only or args.only in f"{title} {link.name}"
+
+    cases = [c for c in CASES if chosen(c.title, c.link)]
+    sync_cases = [c for c in SYNC_CASES if chosen(c.title, c.link)]
     # Start as an installed package does: with its bytecode compiled (pip compiles it on
     # install; a checkout run with PYTHONDONTWRITEBYTECODE would compile it on every start).
     compileall.compile_dir(Path(inspect.getfile(RegistryClient)).parent, quiet=1)
     with tempfile.TemporaryDirectory(prefix="registryv2-bench-") as tmp:
         work = Path(tmp)
         files = _system_files()
-        archives = {
-            "single": build_archive(work / "single.tar", [args.size_mb * 1_000_000], files),
-            "small": build_archive(work / "small.tar", [1_000_000] * args.small_layers, files),
-        }
-        for name, path in archives.items():
-            print(f"{name}: {path.stat().st_size / 1e6:.0f} MB archive", file=sys.stderr)
+        sizes = {"single": [args.size_mb * 1_000_000], "small": [1_000_000] * args.small_layers}
+        archives = {}
+        for name in dict.fromkeys(c.archive for c in cases):  # only those the cases use
+            archives[name] = build_archive(work / f"{name}.tar", sizes[name], files)
+            size = archives[name].stat().st_size
+            print(f"{name}: {size / 1e6:.0f} MB archive", file=sys.stderr)
         lines = [
             f"medians of {args.rounds} rounds; ratio = registryv2's time / the tool's",
             "",
@@ -444,6 +458,16 @@ def main() -> None:
             if case.place == "layout":
                 layout_of(archives[case.archive])
             lines += report(case, run_case(case, archives, work, args.rounds))
+        if sync_cases:
+            print(f"filling the sync source: {args.sync_images} images x 3 tags", file=sys.stderr)
+            source = fill_source(work, args.sync_images, files)
+            try:
+                for sync_case in sync_cases:
+                    print(f"running: {sync_case.title}, {sync_case.link.name}", file=sys.stderr)
+                    results = run_sync_case(sync_case, source, args.sync_images, work, args.rounds)
+                    lines += report_sync(sync_case, args.sync_images, results)
+            finally:
+                source.stop()
         print("\n".join(lines))
 
 

@@ -66,6 +66,8 @@ SOURCE_TRANSPORTS = ("docker", "yaml", "oci", "docker-archive")
 DESTINATION_TRANSPORTS = ("docker", "oci", "docker-archive")
 Status = Literal["copied", "up-to-date", "failed", "planned"]
 NOT_TRIED = "not tried: an earlier image failed"
+# Tag lists asked for at once while planning.
+_LISTING_WIDTH = 8
 
 
 @dataclass(frozen=True)
@@ -462,23 +464,48 @@ def _registry_items(
     keep_going: bool,
     failures: list[SyncedImage] | None,
 ) -> list[SyncItem]:
-    items: list[SyncItem] = []
+    wanted = []
     for section, repository, choose in groups:
         host, _, prefix = section.registry.partition("/")
         path = f"{prefix}/{repository}" if prefix else repository
         side = access.within(section)
         ref, endpoint = resolve(f"{host}/{path}", default_tag=None)
-        try:
-            listed = None
-            if _needs_listing(section, repository):
-                listed = connect(endpoint, side).list_tags(ref.repository)
-            identifiers = choose(listed)
-        except RegistryV2Error as e:
-            if not keep_going or failures is None:
-                raise
-            failures.append(SyncedImage(f"{host}/{path}", "", "failed", error=str(e)))
-            continue
-        items += _items_of(ref, endpoint, side, identifiers, namer)
+        wanted.append((f"{host}/{path}", ref, endpoint, side, choose, section, repository))
+    # One client per registry and access for the whole listing (a client per repository
+    # would pay its scheme probe and a new connection each time), and the lists asked for
+    # a few at once: each is one round trip.
+    clients: dict[tuple[str, str], Registry] = {}
+    lock = threading.Lock()
+
+    def identifiers_of(n: int) -> list[str]:
+        _, ref, endpoint, side, choose, section, repository = wanted[n]
+        listed = None
+        if _needs_listing(section, repository):
+            with lock:
+                key = (endpoint, _access_key(side))
+                if key not in clients:
+                    clients[key] = connect(endpoint, side)
+                client = clients[key]
+            listed = client.list_tags(ref.repository)
+        return choose(listed)
+
+    items: list[SyncItem] = []
+    pool = ThreadPoolExecutor(_LISTING_WIDTH, thread_name_prefix="registryv2-sync-list")
+    try:
+        futures = [pool.submit(identifiers_of, n) for n in range(len(wanted))]
+        for (name, ref, endpoint, side, *_), future in zip(wanted, futures, strict=True):
+            try:
+                identifiers = future.result()
+            except RegistryV2Error as e:
+                if not keep_going or failures is None:
+                    raise
+                failures.append(SyncedImage(name, "", "failed", error=str(e)))
+                continue
+            items += _items_of(ref, endpoint, side, identifiers, namer)
+    finally:
+        pool.shutdown(cancel_futures=True)  # after a failure, the lists not begun are not asked
+        for client in clients.values():
+            client.close()
     return items
 
 
@@ -658,6 +685,7 @@ class _Run:
     stop: threading.Event = field(default_factory=threading.Event)
     _referrers: dict[tuple[str, str], RepositoryReferrers] = field(default_factory=dict)
     _tags: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    _copies: dict[tuple[str, str], _Copying] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def source_registry(self, item: SyncItem) -> Registry:
@@ -677,9 +705,29 @@ class _Run:
                 self._referrers[key] = RepositoryReferrers(registry, repository)
             return self._referrers[key]
 
+    def copying(self, repository: str, digest: str) -> tuple[bool, _Copying]:
+        """The copy of the source image ``digest`` into ``repository`` in this run: whether
+        the caller makes it (the first to ask, or the first after one that failed), and where
+        its outcome appears."""
+        with self._lock:
+            found = self._copies.get((repository, digest))
+            if found is None or (found.done.is_set() and found.digest is None):
+                found = self._copies[(repository, digest)] = _Copying()
+                return True, found
+            return False, found
+
     def event(self, kind: EventKind, where: str = "", count: int = 0) -> None:
         if self.progress is not None:
             self.progress(TransferEvent(kind, where, blobs=count))
+
+
+@dataclass
+class _Copying:
+    """One image being copied into one repository: ``digest`` (at the destination) is set
+    before ``done`` when the copy succeeded."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    digest: str | None = None
 
 
 def _access_key(access: Access) -> str:
@@ -852,8 +900,23 @@ def _check_and_copy(run: _Run, item: SyncItem) -> SyncedImage:
         )
     ):
         return SyncedImage(item.source, item.destination, "up-to-date", expected)
-    results = _copy(run, item, destination, display)
-    top = results[0]
+    # Tags of one repository often name the same image (1.1 and latest): it is copied once,
+    # and the other tags are only put on the manifest it left there.
+    first, copying = run.copying(dest_repository, source_digest)
+    if not first:
+        copying.done.wait()
+        if copying.digest is not None:
+            digest = destination.tag(dest_repository, copying.digest, dest_identifier)
+            return SyncedImage(item.source, item.destination, "copied", digest)
+        # The first copy failed: this one tries on its own.
+    try:
+        results = _copy(run, item, destination, display)
+        top = results[0]
+        if first:
+            copying.digest = top.digest
+    finally:
+        if first:
+            copying.done.set()
     if top.digest != source_digest:  # one platform of an index: remember which
         run.choices.note(source_digest, _platform_key(run.selection), top.digest)
     moved = sum(r.bytes_moved for r in results)
