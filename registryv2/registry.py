@@ -614,7 +614,8 @@ class Registry:
             response, _ = self._manifest_request("HEAD", repository, identifier)
         except NotFoundError:
             return None
-        response.close()
+        # The empty body read, the connection goes back to the pool (closing drops it).
+        response.content  # noqa: B018
         digest = response.headers.get("Docker-Content-Digest", "")
         length = response.headers.get("Content-Length", "")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
