@@ -312,7 +312,11 @@ def run_case(case: Case, archives: dict[str, Path], work: Path, rounds: int) -> 
                 client.push(tar, REPO, "v1", compress="gzip")
             curl_script = curl_pull_script(source.url, work)
         for n in range(rounds):
-            for tool in case.tools:  # interleaved: a slow spell of the machine hits all alike
+            # Interleaved, so that a slow spell of the machine hits all alike, and in turn:
+            # the run just after another tool's pays for what it left behind (measured: 0.15 s
+            # of 0.8 s after skopeo's 200 MB layout), so each tool takes each place alike.
+            turn = n % len(case.tools)
+            for tool in case.tools[turn:] + case.tools[:turn]:
                 server = source or RegistryServer(work / f"registry-{tool}-{n}")
                 try:
                     with LinkProxy(server.host, case.link) as proxy:
