@@ -123,6 +123,9 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 # -- running a tool ----------------------------------------------------------------------------
 
 
+SETTLE = 1.0  # seconds for the machine to settle between runs (untimed)
+
+
 @dataclass
 class Measure:
     seconds: list[float] = field(default_factory=list)
@@ -141,6 +144,9 @@ def timed(
     is written first, untimed: no tool pays for another's. ``stderr``: a file for what the
     command says there (shown if it fails)."""
     os.sync()
+    # And what the kernel does after (freeing the blocks of the files the last run's output
+    # held, a few hundred MB): measured, the run just after skopeo's paid 0.15 s for it.
+    time.sleep(SETTLE)
     start = time.perf_counter()
     errors = open(stderr, "wb") if stderr else None  # noqa: SIM115
     process = subprocess.Popen(
