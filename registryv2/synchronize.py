@@ -782,7 +782,7 @@ def run_sync(
             retry_times,
             keep_going,
         )
-        run.event("images", count=len(plan.items))
+        run.event("images", plan.destination, len(plan.items))
         try:
             if plan.destination_transport == "docker":
                 results = _to_registry(run, workers)

@@ -81,3 +81,23 @@ def test_rm_asks_on_a_terminal(registry: RegistryServer, repo: str, tmp_path: Pa
         said = terminal.wait_for("EXIT=")
     assert "EXIT=0" in said and "Deleted" in said
     assert list_tags(registry.url, repo) == []
+
+
+def test_sync_draws_its_progress_over_the_set_on_a_terminal(
+    registry: RegistryServer, other: RegistryServer, tmp_path: Path
+) -> None:
+    for n in range(2):
+        tar = write_legacy(tmp_path / f"{n}.tar", [simple_image(f"t{n}:v1", seed=f"t{n}")])
+        subprocess.run(
+            [sys.executable, "-m", "registryv2", "push", str(tar), f"{registry.host}/tty/t{n}:v1"],
+            check=True,
+            capture_output=True,
+        )
+    listing = tmp_path / "sync.yml"
+    listing.write_text(f"{registry.host}:\n  images:\n    tty/t0: [v1]\n    tty/t1: [v1]\n")
+    args = ("--src", "yaml", "--dest", "docker", str(listing), f"{other.host}/tty")
+    with Terminal("sync", *args) as terminal:
+        said = terminal.wait_for("EXIT=")
+    assert "EXIT=0" in said, said
+    # The set's line, redrawn in place, ends with both images; then the summary.
+    assert "Syncing: 2/2 images" in said and "Synced 2 images: 2 copied" in said, said

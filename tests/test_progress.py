@@ -113,3 +113,31 @@ type(progress).__name__
     assert second[0][:1] == finished[0][:1]
     text, _ = _shown(second[2])
     assert text[0].startswith("[########################] 100%  team/app: 1/1 blobs"), text
+
+
+def test_a_sync_is_one_run_over_the_set(
+    registry: RegistryServer, other: RegistryServer, tmp_path: Path
+) -> None:
+    """Progress over a whole sync: one run from the first image to the last, counting images
+    as well as blobs, in plain lines when standard error is a file."""
+    import io
+
+    from registryv2 import RegistryClient, sync
+    from registryv2.progress import LineProgress
+
+    from .archives import simple_image, write_legacy
+
+    with RegistryClient(registry.url) as client:
+        for n in range(3):
+            tar = write_legacy(tmp_path / f"{n}.tar", [simple_image(f"s{n}:v1", seed=f"s{n}")])
+            client.push(tar, f"progress-set/s{n}", "v1")
+    out = io.StringIO()
+    doc = {registry.host: {"images": {f"progress-set/s{n}": ["v1"] for n in range(3)}}}
+    report = sync(doc, f"{other.host}/mirror", progress=LineProgress(out))
+    assert report.copied == 3
+    lines = out.getvalue().splitlines()
+    assert "\x1b" not in out.getvalue()
+    # It begins with the set and ends once, when the last image is done, with every blob.
+    assert lines[0].startswith(f"{other.host}/mirror: 0/3 images, "), lines
+    assert re.match(rf"{re.escape(other.host)}/mirror: 3/3 images, (\d+)/\1 blobs, ", lines[-1])
+    assert sum(" 3/3 images" in line for line in lines) == 1, lines
