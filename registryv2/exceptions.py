@@ -72,6 +72,23 @@ def begin_with(words: str, message: str) -> str:
     return message if message.startswith(THEIR_WORDS) else f"{words}: {message}"
 
 
+# An error line is cut here, saying how much more there was: a message can quote input.
+MESSAGE_LIMIT = 500
+
+
+def one_line(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``message`` as one line of at most ``limit`` characters, plus a note of what is cut.
+
+    Example:
+        >>> one_line("x" * 600, 10)
+        'xxxxxxxxxx... (590 more characters)'
+    """
+    line = " ".join(message.splitlines())
+    if len(line) <= limit:
+        return line
+    return f"{line[:limit]}... ({len(line) - limit} more characters)"
+
+
 @dataclass(frozen=True)
 class ErrorDetail:
     """One entry of a registry's JSON error body: ``{"code": ..., "message": ...}``."""

@@ -40,7 +40,13 @@ from .archive.layout_writer import LayoutWriter
 from .archive.writer import ArchiveWriter
 from .engine import TransferEngine
 from .events import EventKind, ProgressCallback, TransferEvent
-from .exceptions import CancelledError, NotFoundError, RegistryV2Error, ValidationError
+from .exceptions import (
+    CancelledError,
+    NotFoundError,
+    RegistryV2Error,
+    ValidationError,
+    one_line,
+)
 from .imagecopy import Places, Selection, plan_image, plan_referrers, resolve, transfer
 from .journal import default_state_dir
 from .log import logger
@@ -269,6 +275,32 @@ class Shard:
         return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % self.count == self.index
 
 
+@dataclass(frozen=True)
+class SyncOptions:
+    """How a sync runs: skopeo sync's options, and registryv2's.
+
+    ``selection`` says which platforms (``all_platforms``, ``platform``) and whether referrers
+    travel; ``shard`` splits the set over processes; the accesses say how each side is reached.
+
+    Example:
+        >>> SyncOptions(scoped=True, shard=Shard.parse("0/3")).shard.count
+        3
+    """
+
+    source_transport: str | None = None
+    destination_transport: str | None = None
+    scoped: bool = False
+    append_suffix: str = ""
+    selection: Selection = field(default_factory=Selection)
+    dry_run: bool = False
+    keep_going: bool = False
+    retry_times: int = 0
+    shard: Shard | None = None
+    source_access: Access = field(default_factory=Access)
+    destination_access: Access = field(default_factory=Access)
+    workers: int = DEFAULT_WORKERS
+
+
 # -- planning --------------------------------------------------------------------------------
 
 
@@ -344,19 +376,11 @@ def plan_sync(
     source: str | os.PathLike[str] | Mapping[str, Any],
     destination: str | os.PathLike[str],
     connect: Connector,
-    *,
-    source_transport: str | None = None,
-    destination_transport: str | None = None,
-    source_access: Access | None = None,
-    scoped: bool = False,
-    append_suffix: str = "",
-    shard: Shard | None = None,
-    keep_going: bool = False,
+    options: SyncOptions | None = None,
     failures: list[SyncedImage] | None = None,
-    referrers: bool = False,
 ) -> SyncPlan:
     """Every image of ``source`` (a registry repository or image, a sync list, a layout, an
-    archive), named at ``destination``; only this ``shard``'s. With ``keep_going`` a source
+    archive), named at ``destination``; only the options' shard's. With ``keep_going`` a source
     that cannot be listed (a registry down) goes into ``failures`` and the others are planned.
 
     Example:
@@ -364,14 +388,17 @@ def plan_sync(
         >>> plan.items[0].destination  # doctest: +SKIP
         'mirror.local/mirror/multi:v1'
     """
-    kind = source_transport or detect_source_transport(source)
+    options = options or SyncOptions()
+    keep_going = options.keep_going and failures is not None
+    failures = failures if failures is not None else []
+    kind = options.source_transport or detect_source_transport(source)
     if kind not in SOURCE_TRANSPORTS:
         raise ValidationError(
             f"unknown source transport {kind!r}: choose {', '.join(SOURCE_TRANSPORTS)}"
         )
-    dest_kind, dest = split_destination(destination, destination_transport)
-    access = source_access or Access()
-    namer = _Namer(dest_kind, dest, scoped, append_suffix)
+    dest_kind, dest = split_destination(destination, options.destination_transport)
+    access = options.source_access
+    namer = _Namer(dest_kind, dest, options.scoped, options.append_suffix)
     if kind == "yaml":
         if not isinstance(source, Mapping):
             source = os.fspath(source)
@@ -389,11 +416,11 @@ def plan_sync(
         if isinstance(source, Mapping):
             raise ValidationError(f"a {kind} source is a path")
         items = _file_items(os.fspath(source), kind, namer)
-    if referrers:  # the tags referrers go under travel with their images, not as images
+    if options.selection.referrers:  # their tags travel with their images, not as images
         items = [i for i in items if not REFERRER_TAG.match(i.identifier)]
     unique = list({item.destination: item for item in items}.values())
-    if shard is not None:
-        unique = [item for item in unique if shard.takes(item)]
+    if options.shard is not None:
+        unique = [item for item in unique if options.shard.takes(item)]
     return SyncPlan(unique, dest_kind, dest)
 
 
@@ -462,7 +489,7 @@ def _registry_items(
     connect: Connector,
     namer: _Namer,
     keep_going: bool,
-    failures: list[SyncedImage] | None,
+    failures: list[SyncedImage],
 ) -> list[SyncItem]:
     wanted = []
     for section, repository, choose in groups:
@@ -497,7 +524,7 @@ def _registry_items(
             try:
                 identifiers = future.result()
             except RegistryV2Error as e:
-                if not keep_going or failures is None:
+                if not keep_going:
                     raise
                 failures.append(SyncedImage(name, "", "failed", error=str(e)))
                 continue
@@ -537,7 +564,7 @@ def _docker_items(
     connect: Connector,
     namer: _Namer,
     keep_going: bool,
-    failures: list[SyncedImage] | None,
+    failures: list[SyncedImage],
 ) -> list[SyncItem]:
     ref, endpoint = resolve(text.removeprefix("docker://"), default_tag=None)
     try:
@@ -545,7 +572,7 @@ def _docker_items(
         if identifiers is None:
             identifiers = connect(endpoint, access).list_tags(ref.repository)
     except RegistryV2Error as e:
-        if not keep_going or failures is None:
+        if not keep_going:
             raise
         failures.append(SyncedImage(text, "", "failed", error=str(e)))
         return []
@@ -673,20 +700,19 @@ class _Run:
     """What one sync shares between its images."""
 
     plan: SyncPlan
+    options: SyncOptions
     sources: Places
     destinations: Places
-    connect: Connector
-    destination_access: Access
-    selection: Selection
     choices: PlatformChoices
     progress: ProgressCallback | None
-    retry_times: int
-    keep_going: bool
     stop: threading.Event = field(default_factory=threading.Event)
     _referrers: dict[tuple[str, str], RepositoryReferrers] = field(default_factory=dict)
-    _tags: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     _copies: dict[tuple[str, str], _Copying] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def selection(self) -> Selection:
+        return self.options.selection
 
     def source_registry(self, item: SyncItem) -> Registry:
         assert item.endpoint is not None
@@ -737,13 +763,8 @@ def _access_key(access: Access) -> str:
 def run_sync(
     plan: SyncPlan,
     connect: Connector,
+    options: SyncOptions | None = None,
     *,
-    destination_access: Access | None = None,
-    selection: Selection | None = None,
-    dry_run: bool = False,
-    keep_going: bool = False,
-    retry_times: int = 0,
-    workers: int = DEFAULT_WORKERS,
     progress: ProgressCallback | None = None,
     state_dir: str | os.PathLike[str] | None = None,
     failures: Sequence[SyncedImage] = (),
@@ -755,12 +776,11 @@ def run_sync(
         >>> report.summary()  # doctest: +SKIP
         'Synced 120 images: 3 copied, 117 up to date, 0 failed; 12.0 MiB moved in 2.1s'
     """
+    options = options or SyncOptions()
     started = time.monotonic()
-    if dry_run:
+    if options.dry_run:
         planned = [SyncedImage(i.source, i.destination, "planned") for i in plan.items]
         return SyncReport([*failures, *planned], time.monotonic() - started, dry_run=True)
-    selection = selection or Selection()
-    dest_access = destination_access or Access()
 
     def source_connect(key: str) -> Registry:
         endpoint, _, access = key.partition("\n")
@@ -768,38 +788,23 @@ def run_sync(
 
     with (
         Places(source_connect) as sources,
-        Places(lambda endpoint: connect(endpoint, dest_access)) as destinations,
+        Places(lambda endpoint: connect(endpoint, options.destination_access)) as destinations,
     ):
-        run = _Run(
-            plan,
-            sources,
-            destinations,
-            connect,
-            dest_access,
-            selection,
-            PlatformChoices.at(state_dir),
-            progress,
-            retry_times,
-            keep_going,
-        )
+        run = _Run(plan, options, sources, destinations, PlatformChoices.at(state_dir), progress)
         run.event("images", plan.destination, len(plan.items))
         try:
-            if plan.destination_transport == "docker":
-                results = _to_registry(run, workers)
-            else:
-                results = _to_file(run, workers)
+            move = _to_registry if plan.destination_transport == "docker" else _to_file
+            results = move(run)
         finally:
             run.choices.save()
     return SyncReport([*failures, *results], time.monotonic() - started)
 
 
-def _to_registry(run: _Run, workers: int) -> list[SyncedImage]:
+def _to_registry(run: _Run) -> list[SyncedImage]:
     """Each item checked and, when it changed, copied: several at once."""
     items = run.plan.items
     results: dict[int, SyncedImage] = {}
-    # Images are mostly waiting (HEADs, manifests, the engine's blobs): more of them than
-    # workers keep the engine busy; the engine bounds the blobs in flight.
-    with ThreadPoolExecutor(max(2, workers * 2), thread_name_prefix="registryv2-sync") as pool:
+    with ThreadPoolExecutor(_width(run), thread_name_prefix="registryv2-sync") as pool:
         futures: dict[Future[SyncedImage], int] = {
             pool.submit(_sync_one, run, item): n for n, item in enumerate(items)
         }
@@ -809,7 +814,7 @@ def _to_registry(run: _Run, workers: int) -> list[SyncedImage]:
                 result = future.result()
                 results[n] = result
                 run.event("image", items[n].destination)
-                if result.status == "failed" and not run.keep_going:
+                if result.status == "failed" and not run.options.keep_going:
                     run.stop.set()
         except BaseException:
             # Interrupted: images in flight stop at once, keeping what each upload sent.
@@ -820,24 +825,26 @@ def _to_registry(run: _Run, workers: int) -> list[SyncedImage]:
                 places.interrupt()
             raise
     failed = [r for r in results.values() if r.status == "failed"]
-    if failed and not run.keep_going:
+    if failed and not run.options.keep_going:
         # Stopped at the first failure: what was never tried is not in step either.
         for n, item in enumerate(items):
             if n not in results:
-                results[n] = SyncedImage(
-                    item.source,
-                    item.destination,
-                    "failed",
-                    error="not tried: an earlier image failed",
-                )
+                results[n] = SyncedImage(item.source, item.destination, "failed", error=NOT_TRIED)
     return [results[n] for n in range(len(items))]
+
+
+def _width(run: _Run) -> int:
+    """Images handled at once. They are mostly waiting (HEADs, manifests, the engine's
+    blobs): more of them than workers keep the engine busy; the engine bounds the blobs in
+    flight."""
+    return max(2, run.options.workers * 2)
 
 
 def _sync_one(run: _Run, item: SyncItem) -> SyncedImage:
     """Check one item, and copy it when it changed; a failure is the result, not raised."""
     if run.stop.is_set():
         return SyncedImage(item.source, item.destination, "failed", error=NOT_TRIED)
-    attempts = run.retry_times + 1
+    attempts = run.options.retry_times + 1
     for attempt in range(1, attempts + 1):
         try:
             return _check_and_copy(run, item)
@@ -845,13 +852,13 @@ def _sync_one(run: _Run, item: SyncItem) -> SyncedImage:
             if attempt < attempts and is_transient(e) and not run.stop.is_set():
                 logger.warning("%s: %s; trying again (%d of %d)", item.source, e, attempt, attempts)
                 continue
-            return SyncedImage(item.source, item.destination, "failed", error=_one_line(e))
+            return SyncedImage(item.source, item.destination, "failed", error=_reason(e))
     raise AssertionError("unreachable")
 
 
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 500 else text[:497] + "..."
+def _reason(error: BaseException) -> str:
+    """Why an image failed, in one line of the report."""
+    return one_line(str(error) or type(error).__name__)
 
 
 def _expected_digest(run: _Run, item: SyncItem, source_digest: str, media_type: str) -> str | None:
@@ -876,9 +883,8 @@ def _platform_key(selection: Selection) -> str:
 
 def _check_and_copy(run: _Run, item: SyncItem) -> SyncedImage:
     destination, display = run.destination_registry()
-    target = RegistryDestination.target(_named(item))
-    dest_repository = target.repository
-    dest_identifier = target.tags[0] if target.tags else item.target.rpartition("@")[2]
+    there_ref = Reference.parse(item.destination, default_tag=None)
+    dest_repository, dest_identifier = there_ref.repository, there_ref.identifier
     if item.path is None:
         registry = run.source_registry(item)
         head = registry.head_manifest(item.repository, item.identifier)
@@ -921,12 +927,6 @@ def _check_and_copy(run: _Run, item: SyncItem) -> SyncedImage:
         run.choices.note(source_digest, _platform_key(run.selection), top.digest)
     moved = sum(r.bytes_moved for r in results)
     return SyncedImage(item.source, item.destination, "copied", top.digest, moved)
-
-
-def _named(item: SyncItem) -> PlannedImage:
-    """A stand-in to read the item's target with :meth:`RegistryDestination.target`."""
-    name = f"{_dest_path(item)}"
-    return PlannedImage(manifest=None, children=[], blobs=[], names=(name,))  # type: ignore[arg-type]
 
 
 def _dest_path(item: SyncItem) -> str:
@@ -1009,7 +1009,7 @@ def _copy(run: _Run, item: SyncItem, registry: Registry, display: str) -> list[C
     return transfer(_plans(run, item, source, entry, sink), sink, registry.engine)
 
 
-def _to_file(run: _Run, workers: int) -> list[SyncedImage]:
+def _to_file(run: _Run) -> list[SyncedImage]:
     """Every item into one archive or layout, in one transfer: a layout keeps what is in step
     already (compared by digest), an archive is written whole."""
     plan = run.plan
@@ -1045,25 +1045,24 @@ def _to_file(run: _Run, workers: int) -> list[SyncedImage]:
             with lock:
                 plans.append((n, found))
         except RegistryV2Error as e:
-            if not run.keep_going:
+            if not run.options.keep_going:
                 raise
-            outcomes[n] = SyncedImage(item.source, item.destination, "failed", error=_one_line(e))
+            outcomes[n] = SyncedImage(item.source, item.destination, "failed", error=_reason(e))
 
-    with ThreadPoolExecutor(max(2, workers * 2), thread_name_prefix="registryv2-sync") as pool:
+    with ThreadPoolExecutor(_width(run), thread_name_prefix="registryv2-sync") as pool:
         for future in [pool.submit(prepare, n, item) for n, item in enumerate(plan.items)]:
             future.result()
     plans.sort(key=lambda pair: pair[0])
     flat = [p for _, group in plans for p in group]
     if flat:
+        workers = run.options.workers
         engine = run.sources.mover(lambda: TransferEngine(None, workers, None, run.progress))
         try:
             copied = transfer(flat, sink, engine)
         except (RegistryV2Error, OSError, CancelledError) as e:
             for n, _ in plans:
                 item = plan.items[n]
-                outcomes[n] = SyncedImage(
-                    item.source, item.destination, "failed", error=_one_line(e)
-                )
+                outcomes[n] = SyncedImage(item.source, item.destination, "failed", error=_reason(e))
         else:
             by_plan = iter(copied)
             for n, group in plans:
@@ -1079,32 +1078,6 @@ def _to_file(run: _Run, workers: int) -> list[SyncedImage]:
     for n in outcomes:
         run.event("image", plan.items[n].destination)
     return [outcomes[n] for n in range(len(plan.items))]
-
-
-@dataclass(frozen=True)
-class SyncOptions:
-    """How a sync runs: skopeo sync's options, and registryv2's.
-
-    ``selection`` says which platforms (``all_platforms``, ``platform``) and whether referrers
-    travel; ``shard`` splits the set over processes; the accesses say how each side is reached.
-
-    Example:
-        >>> SyncOptions(scoped=True, shard=Shard.parse("0/3")).shard.count
-        3
-    """
-
-    source_transport: str | None = None
-    destination_transport: str | None = None
-    scoped: bool = False
-    append_suffix: str = ""
-    selection: Selection = field(default_factory=Selection)
-    dry_run: bool = False
-    keep_going: bool = False
-    retry_times: int = 0
-    shard: Shard | None = None
-    source_access: Access = field(default_factory=Access)
-    destination_access: Access = field(default_factory=Access)
-    workers: int = DEFAULT_WORKERS
 
 
 def synchronize(
@@ -1127,30 +1100,7 @@ def synchronize(
     if options.retry_times < 0:
         raise ValidationError("--retry-times must be 0 or more")
     failures: list[SyncedImage] = []
-    plan = plan_sync(
-        source,
-        destination,
-        connect,
-        source_transport=options.source_transport,
-        destination_transport=options.destination_transport,
-        source_access=options.source_access,
-        scoped=options.scoped,
-        append_suffix=options.append_suffix,
-        shard=options.shard,
-        keep_going=options.keep_going,
-        failures=failures,
-        referrers=options.selection.referrers,
-    )
+    plan = plan_sync(source, destination, connect, options, failures)
     return run_sync(
-        plan,
-        connect,
-        destination_access=options.destination_access,
-        selection=options.selection,
-        dry_run=options.dry_run,
-        keep_going=options.keep_going,
-        retry_times=options.retry_times,
-        workers=options.workers,
-        progress=progress,
-        state_dir=state_dir,
-        failures=failures,
+        plan, connect, options, progress=progress, state_dir=state_dir, failures=failures
     )

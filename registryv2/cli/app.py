@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from .._version import __version__
-from ..exceptions import RegistryError, ValidationError
+from ..exceptions import RegistryError, ValidationError, one_line
 from ..log import logger
 from ..models import DEFAULT_TIMEOUT, DEFAULT_WORKERS
 from ..progress import TerminalProgress
@@ -38,22 +38,6 @@ if TYPE_CHECKING:
     from ..engine import TransferEngine
 
 # The most of a message an error or warning line shows: a line, not a screenful.
-MESSAGE_LIMIT = 500
-
-
-def one_line(message: str, limit: int = MESSAGE_LIMIT) -> str:
-    """``message`` as one line of at most ``limit`` characters, plus a note of what is cut.
-
-    Example:
-        >>> one_line("x" * 600, 10)
-        'xxxxxxxxxx... (590 more characters)'
-    """
-    line = " ".join(message.splitlines())
-    if len(line) <= limit:
-        return line
-    return f"{line[:limit]}... ({len(line) - limit} more characters)"
-
-
 INSECURE_WARNING = (
     "--insecure: certificates are not checked and plain http is allowed; anyone on the way "
     "can read and change what is sent"
@@ -375,7 +359,7 @@ def _fail(
 ) -> NoReturn:
     """One line on stderr, ``registryv2: {what}{message}``; with ``--json`` a document whose
     ``message`` is the message alone, ``type`` naming the failure. A message longer than
-    :data:`MESSAGE_LIMIT` is cut there, saying how much more there was."""
+    :data:`~registryv2.exceptions.MESSAGE_LIMIT` is cut there, saying how much more there was."""
     message = one_line(message)
     line = f"registryv2: {what}{message}"
     if as_json:

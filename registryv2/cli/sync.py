@@ -179,7 +179,6 @@ def sync(
       registryv2 sync --src docker-archive --dest docker bundle.tar mirror.local/mirror
       registryv2 sync --src yaml --dest docker --shard 0/3 sync.yml mirror.local/mirror
     """
-    from ..exceptions import ValidationError
     from ..imagecopy import Selection
     from ..synchronize import Shard, SyncOptions, synchronize
 
@@ -196,10 +195,6 @@ def sync(
             found["no_creds"],
         )
 
-    if platform == "all":
-        platform, all_platforms = None, True
-    if all_platforms and platform:
-        raise ValidationError("--all and --platform: give one")
     options = SyncOptions(
         source_transport=source_transport,
         destination_transport=destination_transport,
