@@ -84,6 +84,18 @@ def _layer(path: Path, files: Iterator[Path], size: int) -> None:
                 break
 
 
+def image_config(diff_ids: list[str]) -> bytes:
+    """The config of a linux/amd64 image of these layers."""
+    return json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+    ).encode()
+
+
 def build_archive(path: Path, layer_sizes: list[int], files: Iterator[Path]) -> Path:
     """A ``docker save`` archive (legacy layout) of ``bench/app:v1`` with these layers."""
     work = path.parent / (path.name + ".layers")
@@ -93,14 +105,7 @@ def build_archive(path: Path, layer_sizes: list[int], files: Iterator[Path]) -> 
         _layer(work / f"{n}.tar", files, size)
         layers.append(work / f"{n}.tar")
     diff_ids = [file_digest(p) for p in layers]
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Cmd": ["/bin/sh"]},
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        }
-    ).encode()
+    config = image_config(diff_ids)
     config_name = sha256(config)[7:] + ".json"
     with tarfile.open(path, "w") as tar:
         names = []

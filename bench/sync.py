@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.bench import Measure, _add, _layer, registryv2, timed
+from bench.bench import Measure, _add, _layer, image_config, registryv2, timed
 from bench.links import LOOPBACK, RTT_40MS, Link, LinkProxy
 from registryv2 import RegistryClient
 from tests.archives import file_digest, sha256
@@ -74,14 +74,7 @@ def build_sync_archive(path: Path, images: int, files: Iterator[Path]) -> Path:
     for n in range(images):
         for tags in ((TAGS[0],), TAGS[1:]):
             diff_ids = [*base, layer(OWN_LAYER)]
-            config = json.dumps(
-                {
-                    "architecture": "amd64",
-                    "os": "linux",
-                    "config": {"Cmd": ["/bin/sh"]},
-                    "rootfs": {"type": "layers", "diff_ids": diff_ids},
-                }
-            ).encode()
+            config = image_config(diff_ids)
             name = sha256(config)[7:] + ".json"
             configs[name] = config
             entries.append(
