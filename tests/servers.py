@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Self
@@ -125,6 +126,21 @@ class RegistryServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``registryv2 ARGS`` as a user runs it, in a process of its own; never raises for its
+    exit status."""
+    return subprocess.run(
+        [sys.executable, "-m", "registryv2", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def skopeo(*args: str) -> str:

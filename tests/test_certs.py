@@ -3,8 +3,6 @@ options; an untrusted certificate says how to trust it; --insecure says so once,
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from registryv2.credentials import certs_d_roots, host_certificates
 
 from .archives import sha256, simple_image, write_legacy
 from .auth_servers import CertificateAuthority, client_certificate
-from .servers import RegistryServer, skopeo
+from .servers import RegistryServer, run_cli, skopeo
 
 pytestmark = pytest.mark.integration
 
@@ -51,16 +49,6 @@ def trust(certs_d: Path, host: str, ca: CertificateAuthority) -> Path:
     directory.mkdir()
     (directory / "ca.crt").write_bytes(ca.ca_pem.read_bytes())
     return directory
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "registryv2", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_the_ca_in_certs_d_is_trusted_without_options(

@@ -43,7 +43,7 @@ from registryv2 import (
 from .archives import simple_image, write_big_legacy, write_legacy
 from .nginx import Nginx
 from .proxies import FAST, FaultyProxy, Link, Seen, SilentServer
-from .servers import RegistryServer, skopeo_pull_dir, skopeo_to_dir
+from .servers import RegistryServer, run_cli, skopeo_pull_dir, skopeo_to_dir
 from .terminal import Terminal
 
 pytestmark = pytest.mark.integration
@@ -71,19 +71,6 @@ def blob_bytes(archive: Path) -> int:
     """Bytes of every blob of the archive's image: what a push must send at least once."""
     with ImageArchive.open(archive) as opened:
         return opened.select().size
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "registryv2", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def one_line(stderr: str) -> str:
@@ -294,7 +281,7 @@ def test_a_push_cut_off_by_a_registry_crash_continues_on_the_next_run(
         proxy.throttle = 0.002  # about 30 MB/s: the crash comes in the middle of the layer
         proxy.before_forward = kill_when(own_registry, proxy, 20 * MiB)
         ref = f"{proxy.host}/one:v1"
-        first = run_cli("push", "--retries", "2", str(tar), ref, env=env)
+        first = run_cli("push", "--retries", "2", str(tar), ref, env=env, timeout=300)
         assert first.returncode == 1
         line = one_line(first.stderr)
         assert line.startswith("registryv2: error: ") and proxy.host in line
@@ -305,7 +292,7 @@ def test_a_push_cut_off_by_a_registry_crash_continues_on_the_next_run(
         proxy.before_forward = None
         proxy.throttle = 0
         sent_before = quiet(proxy)
-        second = run_cli("push", "-q", str(tar), ref, env=env)
+        second = run_cli("push", "-q", str(tar), ref, env=env, timeout=300)
         assert second.returncode == 0, second.stderr
         sent_again = proxy.uploaded - sent_before
     # The second run continued the one layer from the registry's offset (at least the first
@@ -367,7 +354,7 @@ def test_a_push_interrupted_twice_on_a_slow_link_loses_nothing(
             assert len(list(journal.glob("*.json"))) == 1
         link.rate = 0
         before = link.uploaded
-        done = run_cli("-q", *push, env=env)
+        done = run_cli("-q", *push, env=env, timeout=300)
         assert done.returncode == 0, done.stderr
         assert done.stderr == ""
         sent = link.uploaded - before
@@ -412,7 +399,7 @@ def test_a_rerun_whose_upload_the_registry_dropped_says_so_in_one_line(
         uploads = registry.root / "data/docker/registry/v2/repositories" / repo / "_uploads"
         shutil.rmtree(uploads)
         link.rate = 0
-        done = run_cli("-q", *push, env=env)
+        done = run_cli("-q", *push, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     line = one_line(done.stderr)
     assert line.startswith("registryv2: warning: uploading sha256:")
@@ -492,7 +479,7 @@ def test_cli_against_a_registry_that_never_answers(command: str, tmp_path: Path)
         ref = f"{silent.host}/team/app:v1"
         args = [str(tar), ref] if command == "push" else [ref, "-o", str(tmp_path / "o.tar")]
         started = time.monotonic()
-        done = run_cli(command, "--timeout", "1", "--retries", "2", *args)
+        done = run_cli(command, "--timeout", "1", "--retries", "2", *args, timeout=300)
         took = time.monotonic() - started
     assert done.returncode == 1
     line = one_line(done.stderr)

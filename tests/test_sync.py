@@ -43,7 +43,7 @@ from .referrers import (
     put_manifest,
     sha256,
 )
-from .servers import Closing, RegistryServer, free_port, push_index, skopeo
+from .servers import Closing, RegistryServer, free_port, push_index, run_cli, skopeo
 
 pytestmark = pytest.mark.integration
 
@@ -60,20 +60,9 @@ ACCEPT = ", ".join(
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``registryv2 ARGS`` as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "registryv2", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def sync(*args: str) -> dict[str, Any]:
     """``registryv2 --json sync ARGS``, which must succeed; its report."""
-    done = cli("--json", "sync", *args)
+    done = run_cli("--json", "sync", *args)
     assert done.returncode == 0, done.stderr + done.stdout
     report: dict[str, Any] = json.loads(done.stdout)
     return report
@@ -226,7 +215,7 @@ def test_the_same_yaml_gives_what_skopeo_sync_gives(
     assert head_digest(ours.url, "mirror/multi", v2) == v2
     assert report["copied"] == 7 and report["failed"] == 0
     assert statuses(report)[f"{ours.host}/mirror/multi@{v2}"] == "copied"
-    text = cli("sync", *common, f"{ours.host}/mirror").stdout
+    text = run_cli("sync", *common, f"{ours.host}/mirror").stdout
     assert f"up-to-date  {ours.host}/mirror/multi@{v2}\n" in text  # its digest said once
     assert f"up-to-date  {ours.host}/mirror/multi:v1@{source.digests['c/multi', 'v1']}\n" in text
 
@@ -648,7 +637,7 @@ def test_a_docker_hub_rate_limit_is_waited_for_and_heads_never_count(
     servers: list[Closing | RegistryServer], tmp_path: Path
 ) -> None:
     hub, dest, args = hub_sync(servers, tmp_path)
-    done = cli("--json", "sync", *args)
+    done = run_cli("--json", "sync", *args)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["copied"] == 5 and report["failed"] == 0
@@ -666,7 +655,7 @@ def test_waiting_for_a_docker_hub_rate_limit_is_said(
     servers: list[Closing | RegistryServer], tmp_path: Path
 ) -> None:
     hub, _, args = hub_sync(servers, tmp_path)
-    done = cli("sync", *args)
+    done = run_cli("sync", *args)
     assert done.returncode == 0, done.stderr
     assert hub.refused == 3
     assert "rate limit" in done.stderr.lower(), done.stderr
@@ -699,7 +688,9 @@ def test_a_bad_sync_list_is_one_line_naming_file_line_and_field(
 ) -> None:
     listing = tmp_path / "sync.yml"
     listing.write_text(text)
-    line = refused(cli("sync", "--src", "yaml", "--dest", "docker", str(listing), "localhost:1/m"))
+    line = refused(
+        run_cli("sync", "--src", "yaml", "--dest", "docker", str(listing), "localhost:1/m")
+    )
     assert f"{listing}{said}" in line, line
 
 
@@ -714,7 +705,7 @@ def test_a_bad_sync_list_is_one_line_naming_file_line_and_field(
 def test_bad_options_are_one_line(tmp_path: Path, args: tuple[str, ...], said: str) -> None:
     listing = tmp_path / "sync.yml"
     listing.write_text("localhost:5000:\n  images:\n    a: [v1]\n")
-    line = refused(cli("sync", *args, str(listing), "localhost:1/m"))
+    line = refused(run_cli("sync", *args, str(listing), "localhost:1/m"))
     assert said in line, line
 
 
@@ -727,7 +718,7 @@ def test_a_source_registry_down_fails_alone_with_keep_going(
     listing.write_text(
         f"{down}:\n  images:\n    gone/app: []\n{source.host}:\n  images:\n    c/multi: [v1]\n"
     )
-    done = cli("--json", "--retries", "1", "sync", "--src", "yaml", "--dest", "docker",
+    done = run_cli("--json", "--retries", "1", "sync", "--src", "yaml", "--dest", "docker",
                "--keep-going", str(listing), f"{dest.host}/m")  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
@@ -738,7 +729,7 @@ def test_a_source_registry_down_fails_alone_with_keep_going(
     assert contents(dest.url) == {"m/multi": {"v1": source.digests["c/multi", "v1"]}}
 
     # Without --keep-going: the same failure stops the run, one line, exit 1.
-    done = cli("--retries", "1", "sync", "--src", "yaml", "--dest", "docker", str(listing),
+    done = run_cli("--retries", "1", "sync", "--src", "yaml", "--dest", "docker", str(listing),
                f"{dest.host}/other")  # fmt: skip
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert down in done.stderr
@@ -753,7 +744,7 @@ def test_a_dry_run_prints_the_plan_and_moves_nothing(
     dest = start(servers, tmp_path, "dest")
     dest_front = proxy(servers, dest.host)
     listing = sync_yaml(tmp_path / "sync.yml", source.host, source.digests["c/multi", "v2"])
-    done = cli("sync", "--dry-run", "--src", "yaml", "--dest", "docker", str(listing),
+    done = run_cli("sync", "--dry-run", "--src", "yaml", "--dest", "docker", str(listing),
                f"{dest_front.host}/mirror")  # fmt: skip
     assert done.returncode == 0, done.stderr
     planned = [line for line in done.stdout.splitlines() if line.startswith("would sync")]
