@@ -299,11 +299,15 @@ class Attempts:
             notice.attempt,
             notice.attempts,
         )
+        self._wait(notice)
+
+    def _wait(self, notice: RetryNotice) -> None:
+        """Tell the scope's listener, then wait ``notice.delay``; cancelled, raise."""
         if self._on_retry is not None:
             self._on_retry(notice)
         if self._cancel is None:
-            time.sleep(delay)
-        elif self._cancel.wait(delay):
+            time.sleep(notice.delay)
+        elif self._cancel.wait(notice.delay):
             raise CancelledError(self.what)
 
     def _rate_limited(self, error: RegistryError) -> bool:
@@ -320,14 +324,9 @@ class Attempts:
             delay,
             " as it asks" if asked is not None else "",
         )
-        if self._on_retry is not None:
-            self._on_retry(
-                RetryNotice(self.what, self._rate_waits, self.policy.attempts, delay, str(error))
-            )
-        if self._cancel is None:
-            time.sleep(delay)
-        elif self._cancel.wait(delay):
-            raise CancelledError(self.what)
+        self._wait(
+            RetryNotice(self.what, self._rate_waits, self.policy.attempts, delay, str(error))
+        )
         return True
 
 
