@@ -50,17 +50,13 @@ class RepositoryReferrers:
 
     @property
     def tags(self) -> set[str]:
-        """The repository's tags, listed once (or as set by whoever listed them already)."""
+        """The repository's tags, listed once."""
         if self._tags is None:
             try:
                 self._tags = set(self.registry.list_tags(self.repository))
             except NotFoundError:
                 self._tags = set()
         return self._tags
-
-    @tags.setter
-    def tags(self, tags: set[str]) -> None:
-        self._tags = tags
 
     def of(self, digest: str, artifact_type: str | None = None) -> list[Referral]:
         """Every referrer of ``digest``: the referrers API's (or, without one, the fallback

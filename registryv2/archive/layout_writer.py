@@ -211,7 +211,7 @@ class LayoutWriter:
                     staged.append((self._stage(final, raw), final))
             _all_at_once(
                 [file.sync for _, file, _ in self._temps.values()]
-                + [functools.partial(_sync_file, temp) for temp, _ in staged]
+                + [functools.partial(_sync, temp) for temp, _ in staged]
             )
             for digest, (temp, file, _) in self._temps.items():
                 file.close()
@@ -233,13 +233,13 @@ class LayoutWriter:
                 staged.append((self._stage(path, raw), path))
                 # The blobs' names made durable, and the new index.json's bytes, at once.
                 _all_at_once(
-                    [functools.partial(_sync_directory, blobs)]
-                    + [functools.partial(_sync_file, temp) for temp, _ in staged]
+                    [functools.partial(_sync, blobs)]
+                    + [functools.partial(_sync, temp) for temp, _ in staged]
                 )
                 for temp, final in staged:  # index.json last
                     os.replace(temp, final)
                 staged.clear()
-                _sync_directory(self.path)
+                _sync(self.path)
         except OSError as e:
             raise ArchiveWriteError(f"{self.path}: cannot write ({e.strerror})") from None
         finally:
@@ -314,14 +314,6 @@ class LayoutWriter:
                     os.rmdir(os.path.join(self.path, leftover))
 
 
-def _sync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _all_at_once(steps: Sequence[Callable[[], object]]) -> None:
     """Run ``steps`` (syncs) in parallel; the first error, once all have ended."""
     if len(steps) <= 1:
@@ -333,8 +325,9 @@ def _all_at_once(steps: Sequence[Callable[[], object]]) -> None:
             future.result()
 
 
-def _sync_directory(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def _sync(path: str) -> None:
+    """A file's bytes, or a directory's names, on the disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
